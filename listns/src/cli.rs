@@ -1,0 +1,118 @@
+//! Command-line interface: one clap definition with the help text of every
+//! flag. lsns users will recognise `-J`, `-r`, `-n`, `-o`, `-t`, `-p`, `-T`.
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+use crate::model::NsType;
+use crate::render::columns::{self, Column};
+use crate::render::tree::TreeKind;
+
+/// A namespace type as the user names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TypeArg {
+    Cgroup,
+    Ipc,
+    Mnt,
+    Net,
+    Pid,
+    Time,
+    User,
+    Uts,
+}
+
+impl From<TypeArg> for NsType {
+    fn from(t: TypeArg) -> NsType {
+        match t {
+            TypeArg::Cgroup => NsType::Cgroup,
+            TypeArg::Ipc => NsType::Ipc,
+            TypeArg::Mnt => NsType::Mnt,
+            TypeArg::Net => NsType::Net,
+            TypeArg::Pid => NsType::Pid,
+            TypeArg::Time => NsType::Time,
+            TypeArg::User => NsType::User,
+            TypeArg::Uts => NsType::Uts,
+        }
+    }
+}
+
+fn after_help() -> String {
+    format!(
+        "{}\nBy default listns prints one row per process and non-default namespace, with `--` rows for what\n\
+         holds a namespace besides its tasks and `**` on network namespaces that have an `ip netns` name.\n\
+         Run it as root for the complete inventory; without root it lists what it can see and says what it could not.",
+        columns::help_text()
+    )
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "listns",
+    version,
+    about = "List every Linux namespace on this host and what holds it alive",
+    after_help = after_help(),
+)]
+pub struct Cli {
+    /// Print one row per namespace, like lsns, instead of one row per process and namespace.
+    #[arg(short = 'l', long)]
+    pub list: bool,
+
+    /// Columns of the namespace table, comma-separated (see the list below); implies --list.
+    #[arg(short = 'o', long = "columns", value_name = "LIST", value_delimiter = ',', value_parser = columns::parse)]
+    pub columns: Option<Vec<&'static Column>>,
+
+    /// Print every column of the namespace table; implies --list.
+    #[arg(long = "output-all", conflicts_with = "columns")]
+    pub output_all: bool,
+
+    /// Do not print a header line.
+    #[arg(short = 'n', long)]
+    pub noheadings: bool,
+
+    /// Raw output: columns separated by one space, white space in values escaped as \x20.
+    #[arg(short = 'r', long)]
+    pub raw: bool,
+
+    /// Print the whole inventory as JSON (schema in docs/json-schema.md).
+    #[arg(short = 'J', long, conflicts_with_all = ["raw", "noheadings", "columns", "output_all", "tree", "list"])]
+    pub json: bool,
+
+    /// Only namespaces of these types (comma-separated or repeated).
+    #[arg(short = 't', long = "type", value_name = "TYPE", value_enum, value_delimiter = ',', action = ArgAction::Append)]
+    pub types: Vec<TypeArg>,
+
+    /// Only the namespaces of the process with this PID (including its default ones).
+    #[arg(short = 'p', long = "task", value_name = "PID", value_parser = clap::value_parser!(i32).range(1..))]
+    pub pid: Option<i32>,
+
+    /// Print a tree of namespaces by owner (user namespaces) or parent (pid and user namespaces).
+    #[arg(short = 'T', long, value_name = "RELATION", value_enum, num_args = 0..=1, default_missing_value = "owner", conflicts_with_all = ["list", "columns", "output_all"])]
+    pub tree: Option<TreeKind>,
+
+    /// Also list the default (initial) namespaces in the per-process view; the namespace table, trees and JSON always include them.
+    #[arg(short = 'a', long, conflicts_with = "hidden")]
+    pub all: bool,
+
+    /// Only namespaces that no task is in: pinned by bind mounts, fds, sockets or child namespaces.
+    #[arg(long)]
+    pub hidden: bool,
+
+    /// Log more about each source on stderr (-v info, -vv debug); RUST_LOG overrides it.
+    #[arg(short = 'v', long, action = ArgAction::Count)]
+    pub verbose: u8,
+}
+
+impl Cli {
+    /// Returns the types selected with `-t`, or every type.
+    pub fn selected_types(&self) -> Vec<NsType> {
+        if self.types.is_empty() {
+            NsType::ALL.to_vec()
+        } else {
+            self.types.iter().map(|&t| t.into()).collect()
+        }
+    }
+
+    /// Returns whether the namespace table is requested.
+    pub fn wants_table(&self) -> bool {
+        self.list || self.columns.is_some() || self.output_all
+    }
+}

@@ -1,0 +1,179 @@
+//! Namespaces held by open file descriptors: fds on nsfs files, and sockets
+//! or tun fds whose network namespace differs from their process's.
+//!
+//! An nsfs fd is recognised by the device of the file it refers to, because
+//! its link text can be `net:[N]`, the path of a bind mount it was opened
+//! through, or just `/` once that mount is gone.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+
+use super::procfs_io::{numeric_entries, open_dir, open_read, read_link};
+use super::{Found, type_hint};
+use crate::model::{Holder, NsKey, NsType};
+use crate::nsfs;
+
+/// Counts of the work this source did, for the log.
+#[derive(Debug, Default)]
+pub struct FdStats {
+    pub processes: usize,
+    pub fds: usize,
+    pub sockets_probed: usize,
+}
+
+/// Scans the fds of every thread-group leader that the task scan found.
+///
+/// NOTE: threads that unshared their fd table (`unshare(CLONE_FILES)`) have
+/// fds of their own under `/proc/PID/task/TID/fd`; only the leader's are read.
+pub fn scan(found: &mut Found) -> io::Result<FdStats> {
+    let nsfs_dev = nsfs::nsfs_device()?;
+    let proc = open_dir(rustix::fs::CWD, "/proc")?;
+    // Our own fds include every namespace the scan has opened so far.
+    let own_pid = rustix::process::getpid().as_raw_nonzero().get();
+    let processes: Vec<(i32, u64)> = found
+        .tasks
+        .iter()
+        .filter(|t| t.is_leader() && !t.kthread && !t.zombie && t.pid != own_pid)
+        .map(|t| (t.pid, t.links.member[NsType::Net.index()]))
+        .collect();
+    let mut stats = FdStats::default();
+    // A socket shared by several processes (after fork) is probed once.
+    let mut socket_netns: HashMap<u64, Option<NsKey>> = HashMap::new();
+    let mut text = [0u8; 4096];
+    for (pid, own_netns) in processes {
+        let dir = match open_dir(&proc, &pid.to_string()) {
+            Ok(dir) => dir,
+            Err(err) => {
+                found.problems.record("fd list", pid, &err);
+                continue;
+            }
+        };
+        let fds = match numeric_entries(&dir, "fd") {
+            Ok(fds) => fds,
+            Err(err) => {
+                found.problems.record("fd list", pid, &err);
+                continue;
+            }
+        };
+        stats.processes += 1;
+        let mut pidfd: Option<OwnedFd> = None;
+        for fd in fds {
+            stats.fds += 1;
+            let path = format!("fd/{fd}");
+            let link = match read_link(&dir, &path, &mut text) {
+                Ok(link) => link,
+                Err(err) if err.raw_os_error() == Some(libc::ENOENT) => continue,
+                Err(err) => {
+                    found.problems.record("fd links", pid, &err);
+                    break;
+                }
+            };
+            if let Some(inode) = link.strip_prefix(b"socket:[").and_then(|r| parse_number(r.strip_suffix(b"]")?)) {
+                let netns = match socket_netns.get(&inode) {
+                    Some(netns) => *netns,
+                    None => {
+                        stats.sockets_probed += 1;
+                        let netns = probe_other_fd(found, &mut pidfd, pid, fd, nsfs::socket_netns);
+                        socket_netns.insert(inode, netns);
+                        netns
+                    }
+                };
+                if let Some(netns) = netns.filter(|k| k.inode != own_netns) {
+                    found.hold(netns, Holder::Socket { pid, fd, socket_inode: inode }, super::no_open);
+                }
+                continue;
+            }
+            if link == b"/dev/net/tun" {
+                if let Some(netns) = probe_other_fd(found, &mut pidfd, pid, fd, nsfs::tun_netns)
+                    && netns.inode != own_netns
+                {
+                    found.hold(netns, Holder::Tun { pid, fd }, super::no_open);
+                }
+                continue;
+            }
+            // Pipes, anonymous inodes and the like are never namespaces.
+            let hint = type_hint(link);
+            if hint.is_none() && !link.starts_with(b"/") {
+                continue;
+            }
+            let st = match rustix::fs::statat(&dir, path.as_str(), rustix::fs::AtFlags::empty()) {
+                Ok(st) => st,
+                Err(err) => {
+                    found.problems.record("fd stat", pid, &err.into());
+                    continue;
+                }
+            };
+            if st.st_dev != nsfs_dev {
+                continue;
+            }
+            let open = || open_read(&dir, &path);
+            let key = match hint {
+                Some(ty) => NsKey { ty, inode: st.st_ino },
+                None => match open().and_then(|f| nsfs::key_of(f.as_fd(), None).map(|k| (k, f))) {
+                    Ok((key, file)) => {
+                        found.see_fd(key, file);
+                        key
+                    }
+                    Err(err) => {
+                        found.problems.record("nsfs fd type", pid, &err);
+                        continue;
+                    }
+                },
+            };
+            found.hold(key, Holder::Fd { pid, fd }, open);
+        }
+    }
+    Ok(stats)
+}
+
+fn parse_number(digits: &[u8]) -> Option<u64> {
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// Duplicates fd `fd` of `pid` with `pidfd_getfd` and runs `ioctl` on the
+/// copy to get the network namespace behind it. The copy is closed at once.
+fn probe_other_fd(
+    found: &mut Found,
+    pidfd: &mut Option<OwnedFd>,
+    pid: i32,
+    fd: i32,
+    ioctl: fn(std::os::fd::BorrowedFd<'_>) -> io::Result<OwnedFd>,
+) -> Option<NsKey> {
+    if pidfd.is_none() {
+        match nsfs::pidfd_open(pid, false) {
+            Ok(p) => *pidfd = Some(p),
+            Err(err) => {
+                found.problems.record("pidfd", pid, &err);
+                return None;
+            }
+        }
+    }
+    let copy = match nsfs::pidfd_getfd(pidfd.as_ref()?.as_fd(), fd) {
+        Ok(copy) => copy,
+        Err(err) if err.raw_os_error() == Some(libc::EBADF) => return None,
+        Err(err) => {
+            found.problems.record("pidfd_getfd", pid, &err);
+            return None;
+        }
+    };
+    let netns = match ioctl(copy.as_fd()) {
+        Ok(netns) => netns,
+        // A tun fd that is not attached to a device has no namespace.
+        Err(err) if err.raw_os_error() == Some(libc::EBADFD) => return None,
+        Err(err) => {
+            found.problems.record("network namespace of fd", pid, &err);
+            return None;
+        }
+    };
+    match nsfs::key_of(netns.as_fd(), Some(NsType::Net)) {
+        Ok(key) => {
+            found.see_fd(key, netns);
+            Some(key)
+        }
+        Err(err) => {
+            found.problems.record("network namespace of fd", pid, &err);
+            None
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! Merges what the sources found into one snapshot and classifies each
+//! namespace as default, in use, pinned or hidden.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::SystemTime;
+
+use anyhow::Context;
+
+use crate::discover::defaults::Defaults;
+use crate::discover::{self, Found};
+use crate::model::{Holder, NsKey, NsState, NsType, Relation, Task};
+use crate::problems::Problems;
+
+/// Directories where pinning a namespace by bind mount is ordinary: `ip netns`,
+/// container runtimes and snapd keep their namespaces there. A namespace
+/// pinned only elsewhere (or by an fd) is "hidden".
+pub const USUAL_PIN_DIRS: &[(&str, &str)] = &[
+    ("/run/netns/", "ip netns, CNI plugins, podman, CRI-O"),
+    ("/var/run/netns/", "ip netns (through the /var/run link)"),
+    ("/run/docker/netns/", "Docker"),
+    ("/var/run/docker/netns/", "Docker"),
+    ("/run/user/", "rootless podman and other per-user runtimes (netns/, userns/)"),
+    ("/run/containerd/", "containerd"),
+    ("/var/run/containerd/", "containerd"),
+    ("/run/ipcns/", "CRI-O pinns"),
+    ("/var/run/ipcns/", "CRI-O pinns"),
+    ("/run/utsns/", "CRI-O pinns"),
+    ("/var/run/utsns/", "CRI-O pinns"),
+    ("/run/userns/", "CRI-O pinns"),
+    ("/var/run/userns/", "CRI-O pinns"),
+    ("/run/snapd/ns/", "snapd mount namespaces"),
+    ("/var/lib/lxc/", "LXC"),
+];
+
+/// Returns whether a bind-mount path is in one of [`USUAL_PIN_DIRS`].
+pub fn is_usual_pin_path(path: &str) -> bool {
+    USUAL_PIN_DIRS.iter().any(|(dir, _)| path.starts_with(dir))
+}
+
+/// One namespace of the snapshot.
+#[derive(Debug, Clone)]
+pub struct Namespace {
+    pub key: NsKey,
+    /// The 64-bit id from `NS_GET_ID`; `None` on kernels before 6.18 or where
+    /// no fd of the namespace could be opened.
+    pub id: Option<u64>,
+    pub state: NsState,
+    /// The owning user namespace.
+    pub owner: Option<NsKey>,
+    /// The parent, for pid and user namespaces.
+    pub parent: Option<NsKey>,
+    /// For user namespaces: the UID of the creator.
+    pub owner_uid: Option<u32>,
+    /// Indexes into [`Inventory::tasks`] of the member tasks, leaders first.
+    pub tasks: Vec<usize>,
+    /// Everything but membership that holds it, see [`Holder`].
+    pub holders: Vec<Holder>,
+    pub names: Vec<String>,
+    pub netnsid: Option<i32>,
+}
+
+impl Namespace {
+    /// Returns the distinct PIDs of the member tasks, in ascending order.
+    pub fn pids(&self, tasks: &[Task]) -> Vec<i32> {
+        let set: BTreeSet<i32> = self.tasks.iter().map(|&i| tasks[i].pid).collect();
+        set.into_iter().collect()
+    }
+}
+
+/// A complete snapshot of the host's namespaces.
+#[derive(Debug)]
+pub struct Inventory {
+    pub taken_at: SystemTime,
+    /// The route the snapshot took ("proc").
+    pub route: &'static str,
+    pub defaults: Defaults,
+    pub namespaces: BTreeMap<NsKey, Namespace>,
+    pub tasks: Vec<Task>,
+    pub problems: Problems,
+    /// How each source ran.
+    pub notes: Vec<String>,
+    /// Whether the scan ran with CAP_SYS_ADMIN-level access (effective UID 0).
+    pub privileged: bool,
+}
+
+impl Inventory {
+    /// Returns the lowest PID among the members of `key`, the process lsns shows.
+    pub fn first_task(&self, key: NsKey) -> Option<&Task> {
+        let ns = self.namespaces.get(&key)?;
+        ns.tasks.iter().map(|&i| &self.tasks[i]).min_by_key(|t| (t.pid, t.tid))
+    }
+}
+
+/// Takes a snapshot through `/proc` and the nsfs ioctls.
+pub fn scan() -> anyhow::Result<Inventory> {
+    let taken_at = SystemTime::now();
+    let defaults = Defaults::detect();
+    let mut found = Found::default();
+
+    discover::tasks::scan(&mut found, &defaults).context("failed to read /proc; is procfs mounted?")?;
+    match discover::fds::scan(&mut found) {
+        Ok(stats) => found.note(format!(
+            "fds: {} fds of {} processes, {} sockets probed",
+            stats.fds, stats.processes, stats.sockets_probed
+        )),
+        Err(err) => found.note(format!("fds: not scanned: {err}")),
+    }
+    discover::mounts::scan(&mut found);
+    discover::names::scan(&mut found);
+    // The kernel list is compared by id, so the known ids come first; the
+    // second pass resolves what the kernel list added.
+    discover::relations::resolve(&mut found);
+    discover::kernel_list::scan(&mut found);
+    discover::relations::resolve(&mut found);
+    discover::netnsid::scan(&mut found);
+
+    Ok(assemble(found, defaults, taken_at))
+}
+
+/// Builds the inventory from the sources' findings and classifies it.
+fn assemble(found: Found, defaults: Defaults, taken_at: SystemTime) -> Inventory {
+    let Found { namespaces: found_ns, tasks, problems, notes } = found;
+    let mut namespaces: BTreeMap<NsKey, Namespace> = found_ns
+        .into_iter()
+        .map(|(key, f)| {
+            let mut holders = f.holders;
+            if f.kernel_listed && holders.is_empty() {
+                holders.push(Holder::KernelList);
+            }
+            let ns = Namespace {
+                key,
+                id: f.id,
+                state: NsState::Pinned,
+                owner: f.owner,
+                parent: f.parent,
+                owner_uid: f.owner_uid,
+                tasks: Vec::new(),
+                holders,
+                names: f.names,
+                netnsid: f.netnsid,
+            };
+            (key, ns)
+        })
+        .collect();
+
+    // Leaders first, so the first task of a namespace is a process.
+    let mut order: Vec<usize> = (0..tasks.len()).collect();
+    order.sort_by_key(|&i| (tasks[i].pid, !tasks[i].is_leader(), tasks[i].tid));
+    for i in order {
+        for ty in NsType::ALL {
+            if let Some(key) = tasks[i].links.get(ty) {
+                namespaces.entry(key).or_insert_with(|| empty(key)).tasks.push(i);
+            }
+        }
+    }
+
+    // A namespace without members is kept alive by the namespaces it owns and
+    // by its children; say so, because they may be all that holds it.
+    let relations: Vec<(NsKey, Relation, NsKey)> = namespaces
+        .values()
+        .flat_map(|ns| {
+            let owner = ns.owner.map(|o| (o, Relation::Owner, ns.key));
+            let parent = ns.parent.map(|p| (p, Relation::Parent, ns.key));
+            owner.into_iter().chain(parent)
+        })
+        .collect();
+    for (target, relation, child) in relations {
+        if let Some(ns) = namespaces.get_mut(&target)
+            && ns.tasks.is_empty()
+        {
+            ns.holders.push(Holder::Child { relation, child });
+        }
+    }
+
+    for ns in namespaces.values_mut() {
+        ns.holders.sort();
+        ns.holders.dedup();
+        ns.state = if defaults.contains(ns.key) {
+            NsState::Default
+        } else if !ns.tasks.is_empty() {
+            NsState::InUse
+        } else if ns.holders.is_empty() || ns.holders.iter().any(Holder::is_unusual) {
+            NsState::Hidden
+        } else {
+            NsState::Pinned
+        };
+    }
+
+    Inventory {
+        taken_at,
+        route: "proc",
+        defaults,
+        namespaces,
+        tasks,
+        problems,
+        notes,
+        privileged: rustix::process::geteuid().is_root(),
+    }
+}
+
+fn empty(key: NsKey) -> Namespace {
+    Namespace {
+        key,
+        id: None,
+        state: NsState::Pinned,
+        owner: None,
+        parent: None,
+        owner_uid: None,
+        tasks: Vec::new(),
+        holders: Vec::new(),
+        names: Vec::new(),
+        netnsid: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usual_pin_paths() {
+        assert!(is_usual_pin_path("/run/netns/c1"));
+        assert!(is_usual_pin_path("/run/docker/netns/1a2b3c"));
+        assert!(!is_usual_pin_path("/tmp/c2"));
+        assert!(!is_usual_pin_path("/run/netnsx"));
+    }
+}

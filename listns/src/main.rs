@@ -1,0 +1,110 @@
+use std::io::{self, BufWriter, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use listns::cli::Cli;
+use listns::inventory::{self, Inventory, Namespace};
+use listns::model::NsState;
+use listns::problems::Reason;
+use listns::render::{self, columns, table::Layout};
+
+/// Exit status for invalid command-line input, as clap uses it.
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+
+    let inventory = match inventory::scan() {
+        Ok(inventory) => inventory,
+        Err(err) => {
+            eprintln!("listns: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(pid) = cli.pid
+        && !inventory.tasks.iter().any(|t| t.pid == pid)
+    {
+        eprintln!("listns: no process with PID {pid}: check the PID with `ps -p {pid}`");
+        return ExitCode::from(EXIT_USAGE);
+    }
+
+    let shown = select(&cli, &inventory);
+    let mut out = BufWriter::new(io::stdout().lock());
+    let result = write(&mut out, &cli, &inventory, &shown).and_then(|()| out.flush());
+    match result {
+        Ok(()) => {}
+        // A closed pipe (`listns | head`) is a normal way to stop reading.
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => return ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("listns: failed to write the output: {err}");
+            return ExitCode::FAILURE;
+        }
+    }
+    report_problems(&inventory);
+    ExitCode::SUCCESS
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_timestamp(None)
+        .init();
+}
+
+/// Applies `-t`, `-p`, `--hidden` and `--all` to the inventory.
+fn select<'a>(cli: &Cli, inventory: &'a Inventory) -> Vec<&'a Namespace> {
+    let types = cli.selected_types();
+    // The per-process view hides default namespaces unless asked; lsns-style
+    // views and JSON list everything, as lsns does.
+    let hide_defaults = !cli.all && cli.pid.is_none() && !cli.json && !cli.wants_table() && cli.tree.is_none();
+    inventory
+        .namespaces
+        .values()
+        .filter(|ns| types.contains(&ns.key.ty))
+        .filter(|ns| !(hide_defaults && ns.state == NsState::Default))
+        .filter(|ns| !cli.hidden || matches!(ns.state, NsState::Pinned | NsState::Hidden))
+        .filter(|ns| match cli.pid {
+            Some(pid) => ns.tasks.iter().any(|&i| inventory.tasks[i].pid == pid),
+            None => true,
+        })
+        .collect()
+}
+
+fn write(out: &mut impl Write, cli: &Cli, inventory: &Inventory, shown: &[&Namespace]) -> io::Result<()> {
+    let layout = Layout { noheadings: cli.noheadings, raw: cli.raw };
+    if cli.json {
+        let unfiltered = cli.types.is_empty() && cli.pid.is_none() && !cli.hidden;
+        return render::json::write(out, inventory, shown, unfiltered);
+    }
+    if let Some(kind) = cli.tree {
+        return render::tree::write(out, inventory, shown, kind);
+    }
+    if cli.wants_table() {
+        let cols = if cli.output_all {
+            columns::COLUMNS.iter().collect()
+        } else {
+            cli.columns.clone().unwrap_or_else(columns::defaults)
+        };
+        return render::table::write(out, inventory, shown, &cols, layout);
+    }
+    render::processes::write(out, inventory, shown, layout)
+}
+
+/// Reports on stderr what could not be inspected, so nothing is lost silently.
+fn report_problems(inventory: &Inventory) {
+    if !inventory.problems.is_empty() {
+        let denied = inventory.problems.count(Reason::PermissionDenied);
+        eprint!("listns: some tasks or files could not be inspected:\n{}", inventory.problems);
+        if denied > 0 && !inventory.privileged {
+            eprintln!("listns: not running as root, so namespaces of other users' processes may be missing; run `sudo listns` for the complete inventory");
+        }
+    } else if !inventory.privileged {
+        eprintln!("listns: not running as root: bind mounts in other mount namespaces and other users' fds may be missing; run `sudo listns` for the complete inventory");
+    }
+}

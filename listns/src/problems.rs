@@ -1,0 +1,116 @@
+//! Counts of what a scan could not inspect, by reason, so nothing is dropped
+//! silently.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+
+/// Why a task, file or namespace could not be inspected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// EACCES or EPERM: usually not root, or a process protected by the kernel.
+    PermissionDenied,
+    /// ENOENT or ESRCH: the task exited between listing and reading it.
+    Vanished,
+    /// Any other error.
+    Failed,
+}
+
+impl Reason {
+    pub fn from_error(err: &io::Error) -> Reason {
+        match err.raw_os_error() {
+            Some(libc::EACCES) | Some(libc::EPERM) => Reason::PermissionDenied,
+            Some(libc::ENOENT) | Some(libc::ESRCH) => Reason::Vanished,
+            _ => Reason::Failed,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::PermissionDenied => "permission denied",
+            Reason::Vanished => "vanished during the scan",
+            Reason::Failed => "failed",
+        }
+    }
+}
+
+/// What could not be read, as `(reason, what)`, e.g.
+/// `(PermissionDenied, "namespace links")`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProblemKind {
+    pub reason: Reason,
+    pub what: &'static str,
+}
+
+/// One row of the report: how often it happened, and the first PIDs involved.
+#[derive(Debug, Clone, Default)]
+pub struct ProblemCount {
+    pub count: u64,
+    /// The first [`MAX_PIDS`] distinct PIDs involved.
+    pub pids: Vec<i32>,
+    /// More distinct PIDs were involved than `pids` holds.
+    pub more_pids: bool,
+    /// The first error message of a `Failed` row.
+    pub example: Option<String>,
+}
+
+/// Maximum number of PIDs kept per row, so a scan of a huge host stays small.
+const MAX_PIDS: usize = 10;
+
+#[derive(Debug, Clone, Default)]
+pub struct Problems {
+    pub rows: BTreeMap<ProblemKind, ProblemCount>,
+}
+
+impl Problems {
+    /// Counts one failure to read `what` of `pid` (0 if no PID is involved).
+    pub fn record(&mut self, what: &'static str, pid: i32, err: &io::Error) {
+        let reason = Reason::from_error(err);
+        log::debug!("could not read {what} of PID {pid}: {err}");
+        let row = self.rows.entry(ProblemKind { reason, what }).or_default();
+        row.count += 1;
+        if pid != 0 && !row.pids.contains(&pid) {
+            if row.pids.len() < MAX_PIDS {
+                row.pids.push(pid);
+            } else {
+                row.more_pids = true;
+            }
+        }
+        if reason == Reason::Failed && row.example.is_none() {
+            row.example = Some(err.to_string());
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Counts only the rows where something was actually hidden from the scan,
+    /// leaving out tasks that simply exited.
+    pub fn count(&self, reason: Reason) -> u64 {
+        self.rows.iter().filter(|(k, _)| k.reason == reason).map(|(_, v)| v.count).sum()
+    }
+}
+
+/// One line per row, e.g. `  namespace links: permission denied, 18 times (PID 1)`.
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (kind, row) in &self.rows {
+            write!(f, "  {}: {}", kind.what, kind.reason.name())?;
+            if let Some(example) = &row.example {
+                write!(f, " ({example})")?;
+            }
+            match row.count {
+                1 => write!(f, ", once")?,
+                n => write!(f, ", {n} times")?,
+            }
+            if !row.pids.is_empty() {
+                let pids: Vec<String> = row.pids.iter().map(i32::to_string).collect();
+                let more = if row.more_pids { ", ..." } else { "" };
+                write!(f, " (PID {}{more})", pids.join(", "))?;
+            }
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+}
