@@ -159,7 +159,8 @@ fn assemble(found: Found, defaults: Defaults, taken_at: SystemTime) -> Inventory
     let relations: Vec<(NsKey, Relation, NsKey)> = namespaces
         .values()
         .flat_map(|ns| {
-            let owner = ns.owner.map(|o| (o, Relation::Owner, ns.key));
+            // The owner of a user namespace is its parent; one holder says it.
+            let owner = ns.owner.filter(|_| ns.key.ty != NsType::User).map(|o| (o, Relation::Owner, ns.key));
             let parent = ns.parent.map(|p| (p, Relation::Parent, ns.key));
             owner.into_iter().chain(parent)
         })

@@ -34,7 +34,9 @@ pub fn write(out: &mut impl Write, inventory: &Inventory, namespaces: &[&Namespa
         .into_iter()
         .map(|ty| {
             let i = ty.index();
-            let value = json!({"inode": inventory.defaults.inodes[i], "source": inventory.defaults.sources[i].name()});
+            let key = inventory.defaults.key(ty);
+            let id = inventory.namespaces.get(&key).and_then(|ns| ns.id);
+            let value = json!({"inode": key.inode, "id": id, "source": inventory.defaults.sources[i].name()});
             (ty.name().to_string(), value)
         })
         .collect();
