@@ -81,6 +81,28 @@ impl Problems {
         }
     }
 
+    /// Adds the counts of another scan worker.
+    pub fn merge(&mut self, other: Problems) {
+        for (kind, theirs) in other.rows {
+            let row = self.rows.entry(kind).or_default();
+            row.count += theirs.count;
+            for pid in theirs.pids {
+                if row.pids.contains(&pid) {
+                    continue;
+                }
+                if row.pids.len() < MAX_PIDS {
+                    row.pids.push(pid);
+                } else {
+                    row.more_pids = true;
+                }
+            }
+            row.more_pids |= theirs.more_pids;
+            if row.example.is_none() {
+                row.example = theirs.example;
+            }
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }

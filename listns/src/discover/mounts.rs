@@ -463,7 +463,10 @@ fn walk_mount_namespaces(
             }
             Err(Errno::NOENT) => break,
             Err(Errno::PERM) => {
-                log::warn!(
+                // Expected without root; surprising with it.
+                let level = if rustix::process::geteuid().is_root() { log::Level::Warn } else { log::Level::Info };
+                log::log!(
+                    level,
                     "mount namespace list is incomplete: {} from mount namespace {current_id} \
                      failed with EPERM, because the caller lacks CAP_SYS_ADMIN over the \
                      neighbour's owning user namespace",

@@ -9,8 +9,11 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use procfs::FromRead;
 
 use super::defaults::Defaults;
-use super::procfs_io::{numeric_entries, open_dir, read_file, read_link};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::procfs_io::{numeric_entries, open_dir, open_read, read_file, read_link};
 use super::{Found, containers};
+use crate::problems::Problems;
 use crate::model::{Holder, NsKey, NsType, Task, TaskLink, TaskLinks};
 use crate::nsfs;
 
@@ -59,57 +62,135 @@ pub fn parse_stat(text: &[u8]) -> io::Result<StatInfo> {
     })
 }
 
-/// Reusable buffers, so the scan allocates little per task.
-struct Buffers {
+/// Per-worker state: reusable buffers, so the scan allocates little per
+/// task, and the worker's own problem counts.
+struct Worker {
     file: Vec<u8>,
     link: [u8; 256],
+    problems: Problems,
 }
 
+impl Worker {
+    fn new() -> Worker {
+        Worker { file: Vec::with_capacity(4096), link: [0; 256], problems: Problems::default() }
+    }
+}
+
+/// What a worker read about one task, before it is added to [`Found`].
+struct RawTask {
+    task: Task,
+    /// The pending pid namespace, opened through the pidfd ioctl.
+    pending_pid_ns: Option<OwnedFd>,
+}
+
+/// Threads of a process left for the second pass, with what they are
+/// compared against and inherit from their leader.
+struct ThreadBatch {
+    leader: Task,
+    tids: Vec<i32>,
+}
+
+/// Threads read in the first pass together with their process; the rest of
+/// a large thread group is split into batches of this size for the second
+/// pass, so that one process with 10,000 threads keeps every worker busy.
+const THREAD_BATCH: usize = 256;
+
 /// Scans every task under `/proc`. Fails only if `/proc` itself cannot be read.
+///
+/// Reading the links is the cost of a snapshot (ten `readlinkat` calls per
+/// thread), so the reads run on a few worker threads; recording what they
+/// found runs on the caller's thread.
 pub fn scan(found: &mut Found, defaults: &Defaults) -> io::Result<()> {
     let proc = open_dir(rustix::fs::CWD, "/proc")?;
     let pids = numeric_entries(&proc, ".")?;
-    let mut buffers = Buffers { file: Vec::with_capacity(4096), link: [0; 256] };
-    for pid in pids {
-        scan_process(found, proc.as_fd(), pid, defaults, &mut buffers);
+
+    let processes = parallel(&pids, found, |&pid, worker| read_process(proc.as_fd(), pid, defaults, worker));
+    let mut batches = Vec::new();
+    for (raw, rest) in processes.into_iter().flatten() {
+        for task in raw {
+            record(found, task);
+        }
+        batches.extend(rest);
+    }
+    let threads = parallel(&batches, found, |batch, worker| read_threads(proc.as_fd(), batch, worker));
+    for task in threads.into_iter().flatten() {
+        record(found, task);
     }
     Ok(())
 }
 
-fn scan_process(found: &mut Found, proc: BorrowedFd<'_>, pid: i32, defaults: &Defaults, buffers: &mut Buffers) {
+/// Runs `read` on every item on up to four worker threads and returns the
+/// results in item order; the workers' problem counts go to `found`.
+fn parallel<T: Sync, R: Send>(items: &[T], found: &mut Found, read: impl Fn(&T, &mut Worker) -> R + Sync) -> Vec<R> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<(usize, R)> = Vec::with_capacity(items.len());
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut worker = Worker::new();
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        out.push((i, read(item, &mut worker)));
+                    }
+                    (out, worker.problems)
+                })
+            })
+            .collect();
+        for handle in handles {
+            let (out, problems) = handle.join().expect("scan worker panicked");
+            results.extend(out);
+            found.problems.merge(problems);
+        }
+    });
+    results.sort_unstable_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Reads one process: its leader, its first threads, and the batches of
+/// threads left for the second pass.
+fn read_process(proc: BorrowedFd<'_>, pid: i32, defaults: &Defaults, worker: &mut Worker) -> Option<(Vec<RawTask>, Vec<ThreadBatch>)> {
     let dir = match open_dir(proc, &pid.to_string()) {
         Ok(dir) => dir,
-        Err(err) => return found.problems.record("process directory", pid, &err),
+        Err(err) => {
+            worker.problems.record("process directory", pid, &err);
+            return None;
+        }
     };
     // The owner of /proc/PID is the task's effective UID (root for a
     // non-dumpable process, like `ps` shows it).
     let uid = rustix::fs::fstat(&dir).ok().map(|st| st.st_uid);
 
-    let stat = match read_file(&dir, "stat", &mut buffers.file).and_then(|()| parse_stat(&buffers.file)) {
+    let stat = match read_file(&dir, "stat", &mut worker.file).and_then(|()| parse_stat(&worker.file)) {
         Ok(stat) => stat,
-        Err(err) => return found.problems.record("stat", pid, &err),
+        Err(err) => {
+            worker.problems.record("stat", pid, &err);
+            return None;
+        }
     };
 
     let tids = match numeric_entries(&dir, "task") {
         Ok(tids) => tids,
         Err(err) => {
-            found.problems.record("thread list", pid, &err);
+            worker.problems.record("thread list", pid, &err);
             vec![pid]
         }
     };
 
-    let leader_links = read_links(found, dir.as_fd(), pid, pid, stat.zombie, buffers);
-    let cmdline = if stat.kthread || stat.zombie { Vec::new() } else { read_cmdline(&dir, &mut buffers.file) };
+    let (links, pending_pid_ns) = read_links(dir.as_fd(), pid, pid, stat.zombie, worker);
+    let cmdline = if stat.kthread || stat.zombie { Vec::new() } else { read_cmdline(&dir, &mut worker.file) };
     // Containers are looked up only for processes outside the default
     // namespaces; a process with the host's namespaces is not containerised.
-    let container = if defaults.differs(&leader_links) {
-        read_file(&dir, "cgroup", &mut buffers.file)
+    let container = if defaults.differs(&links) {
+        read_file(&dir, "cgroup", &mut worker.file)
             .ok()
-            .and_then(|()| containers::container_from_cgroup(&String::from_utf8_lossy(&buffers.file)))
+            .and_then(|()| containers::container_from_cgroup(&String::from_utf8_lossy(&worker.file)))
     } else {
         None
     };
-
     let leader = Task {
         pid,
         tid: pid,
@@ -119,36 +200,63 @@ fn scan_process(found: &mut Found, proc: BorrowedFd<'_>, pid: i32, defaults: &De
         cmdline,
         kthread: stat.kthread,
         zombie: stat.zombie,
-        links: leader_links,
-        container: container.clone(),
+        links,
+        container,
     };
-    found.tasks.push(leader);
 
-    for tid in tids.into_iter().filter(|&tid| tid != pid) {
-        let links = read_links(found, dir.as_fd(), pid, tid, false, buffers);
-        // A thread's own name is read only where its namespaces differ from
-        // its leader's, which keeps processes with many threads cheap.
-        let comm = if links != leader_links {
-            read_file(&dir, &format!("task/{tid}/stat"), &mut buffers.file)
-                .and_then(|()| parse_stat(&buffers.file))
-                .ok()
-                .map(|s| s.comm)
-        } else {
-            None
-        };
-        found.tasks.push(Task {
-            pid,
-            tid,
-            ppid: stat.ppid,
-            uid,
-            comm,
-            cmdline: Vec::new(),
-            kthread: stat.kthread,
-            zombie: false,
-            links,
-            container: container.clone(),
-        });
+    let others: Vec<i32> = tids.into_iter().filter(|&tid| tid != pid).collect();
+    let (now, later) = others.split_at(others.len().min(THREAD_BATCH));
+    let mut raw = Vec::with_capacity(1 + now.len());
+    for &tid in now {
+        raw.push(read_thread(dir.as_fd(), &leader, tid, worker));
     }
+    let batches = later
+        .chunks(THREAD_BATCH)
+        .map(|tids| ThreadBatch { leader: leader.clone(), tids: tids.to_vec() })
+        .collect();
+    raw.insert(0, RawTask { task: leader, pending_pid_ns });
+    Some((raw, batches))
+}
+
+fn read_threads(proc: BorrowedFd<'_>, batch: &ThreadBatch, worker: &mut Worker) -> Vec<RawTask> {
+    let pid = batch.leader.pid;
+    let dir = match open_dir(proc, &pid.to_string()) {
+        Ok(dir) => dir,
+        Err(err) => {
+            worker.problems.record("process directory", pid, &err);
+            return Vec::new();
+        }
+    };
+    batch.tids.iter().map(|&tid| read_thread(dir.as_fd(), &batch.leader, tid, worker)).collect()
+}
+
+/// Reads one non-leader thread. Its own name is read only where its
+/// namespaces differ from its leader's, which keeps processes with many
+/// threads cheap.
+fn read_thread(process: BorrowedFd<'_>, leader: &Task, tid: i32, worker: &mut Worker) -> RawTask {
+    let pid = leader.pid;
+    let (links, pending_pid_ns) = read_links(process, pid, tid, false, worker);
+    let comm = if links != leader.links {
+        read_file(process, &format!("task/{tid}/stat"), &mut worker.file)
+            .and_then(|()| parse_stat(&worker.file))
+            .ok()
+            .map(|s| s.comm)
+    } else {
+        None
+    };
+    let task = Task {
+        pid,
+        tid,
+        ppid: leader.ppid,
+        uid: leader.uid,
+        comm,
+        cmdline: Vec::new(),
+        kthread: leader.kthread,
+        zombie: false,
+        links,
+        container: leader.container.clone(),
+    };
+    RawTask { task, pending_pid_ns }
 }
 
 fn read_cmdline(dir: &OwnedFd, buf: &mut Vec<u8>) -> Vec<String> {
@@ -161,82 +269,99 @@ fn read_cmdline(dir: &OwnedFd, buf: &mut Vec<u8>) -> Vec<String> {
         .collect()
 }
 
-/// Reads the namespace links of one task and records every namespace they
-/// name. Errors are counted once per task.
-fn read_links(found: &mut Found, process: BorrowedFd<'_>, pid: i32, tid: i32, zombie: bool, buffers: &mut Buffers) -> TaskLinks {
+/// Reads the namespace links of one task. Errors are counted once per task.
+/// Where `pid_for_children` gives ENOENT on a live task, the task unshared
+/// CLONE_NEWPID and has not forked yet: the pidfd ioctl opens that pending
+/// namespace.
+fn read_links(process: BorrowedFd<'_>, pid: i32, tid: i32, zombie: bool, worker: &mut Worker) -> (TaskLinks, Option<OwnedFd>) {
     let mut links = TaskLinks::default();
     let ns_dir = match open_dir(process, &format!("task/{tid}/ns")) {
         Ok(dir) => dir,
         Err(err) => {
-            found.problems.record("namespace links", pid, &err);
-            return links;
+            worker.problems.record("namespace links", pid, &err);
+            return (links, None);
         }
     };
-    let mut pending_pid_ns = false;
+    let mut pid_for_children_missing = false;
     for (name, slot) in LINKS {
-        let key = match read_link(&ns_dir, name, &mut buffers.link) {
+        let key = match read_link(&ns_dir, name, &mut worker.link) {
             Ok(text) => match nsfs::parse_link(text) {
                 Some(key) => key,
                 None => continue,
             },
             // A zombie or exiting task has no namespaces left.
             Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {
-                if matches!(slot, Slot::PidForChildren) && !zombie {
-                    pending_pid_ns = true;
-                }
+                pid_for_children_missing |= matches!(slot, Slot::PidForChildren);
                 continue;
             }
             Err(err) => {
-                found.problems.record("namespace links", pid, &err);
-                return links;
+                worker.problems.record("namespace links", pid, &err);
+                return (links, None);
             }
         };
-        let open = || super::procfs_io::open_read(&ns_dir, name);
         match slot {
-            Slot::Member(ty) => {
-                debug_assert_eq!(ty, key.ty);
-                links.member[ty.index()] = key.inode;
-                found.see(key, open);
-            }
-            Slot::PidForChildren => {
-                links.pid_for_children = key.inode;
-                found.see(key, open);
-            }
-            Slot::TimeForChildren => {
-                links.time_for_children = key.inode;
-                found.see(key, open);
-            }
+            Slot::Member(ty) => links.member[ty.index()] = key.inode,
+            Slot::PidForChildren => links.pid_for_children = key.inode,
+            Slot::TimeForChildren => links.time_for_children = key.inode,
+        }
+    }
+    let member_pid = links.member[NsType::Pid.index()];
+    if !pid_for_children_missing || zombie || member_pid == 0 {
+        return (links, None);
+    }
+    match pending_pid_namespace(pid, tid) {
+        Ok(fd) => (links, Some(fd)),
+        // The task may simply have exited between the two reads.
+        Err(err) => {
+            worker.problems.record("pending pid namespace", pid, &err);
+            (links, None)
+        }
+    }
+}
+
+/// Adds one task and the namespaces its links name to `found`. A namespace
+/// seen for the first time is opened through the task's link, to read its
+/// id and relations later.
+fn record(found: &mut Found, raw: RawTask) {
+    let RawTask { mut task, pending_pid_ns } = raw;
+    let (pid, tid) = (task.pid, task.tid);
+    for (name, slot) in LINKS {
+        let inode = match slot {
+            Slot::Member(ty) => task.links.member[ty.index()],
+            Slot::PidForChildren => task.links.pid_for_children,
+            Slot::TimeForChildren => task.links.time_for_children,
+        };
+        let ty = match slot {
+            Slot::Member(ty) => ty,
+            Slot::PidForChildren => NsType::Pid,
+            Slot::TimeForChildren => NsType::Time,
+        };
+        if inode != 0 {
+            found.see(NsKey { ty, inode }, || open_read(rustix::fs::CWD, format!("/proc/{pid}/task/{tid}/ns/{name}").as_str()));
         }
     }
     // `*_for_children` links that differ from the task's own namespace hold
     // a namespace that may have no member yet.
-    let member_pid = links.member[NsType::Pid.index()];
-    if links.pid_for_children != 0 && links.pid_for_children != member_pid {
+    let links = task.links;
+    if links.pid_for_children != 0 && links.pid_for_children != links.member[NsType::Pid.index()] {
         let key = NsKey { ty: NsType::Pid, inode: links.pid_for_children };
         found.hold(key, Holder::Task { pid, tid, link: TaskLink::PidForChildren }, super::no_open);
     }
-    let member_time = links.member[NsType::Time.index()];
-    if links.time_for_children != 0 && links.time_for_children != member_time {
+    if links.time_for_children != 0 && links.time_for_children != links.member[NsType::Time.index()] {
         let key = NsKey { ty: NsType::Time, inode: links.time_for_children };
         found.hold(key, Holder::Task { pid, tid, link: TaskLink::TimeForChildren }, super::no_open);
     }
-    // The member links were readable but pid_for_children was not: the task
-    // unshared CLONE_NEWPID and has not forked yet.
-    if pending_pid_ns && member_pid != 0 {
-        match pending_pid_namespace(pid, tid) {
-            Ok(fd) => match nsfs::key_of(fd.as_fd(), Some(NsType::Pid)) {
-                Ok(key) => {
-                    links.pid_for_children = key.inode;
-                    found.see_fd(key, fd);
-                    found.hold(key, Holder::Task { pid, tid, link: TaskLink::PendingPidForChildren }, super::no_open);
-                }
-                Err(err) => found.problems.record("pending pid namespace", pid, &err),
-            },
-            // The task may simply have exited between the two reads.
+    if let Some(fd) = pending_pid_ns {
+        match nsfs::key_of(fd.as_fd(), Some(NsType::Pid)) {
+            Ok(key) => {
+                task.links.pid_for_children = key.inode;
+                found.see_fd(key, fd);
+                found.hold(key, Holder::Task { pid, tid, link: TaskLink::PendingPidForChildren }, super::no_open);
+            }
             Err(err) => found.problems.record("pending pid namespace", pid, &err),
         }
     }
-    links
+    found.tasks.push(task);
 }
 
 /// Opens the pending pid namespace of a task through a pidfd.
