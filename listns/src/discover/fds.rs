@@ -22,27 +22,35 @@ pub struct FdStats {
     pub sockets_probed: usize,
 }
 
-/// Scans the fds of every thread-group leader that the task scan found.
+/// The fd table of one process: where to read it and whom it belongs to.
+struct FdTable {
+    pid: i32,
+    /// The task whose `/proc` directory shows the table: the leader, or a
+    /// live thread when the leader has exited (its own `fd` directory is
+    /// empty then, while the threads still share the table).
+    tid: i32,
+    netns: u64,
+}
+
+/// Scans the fd table of every process that the task scan found.
 ///
 /// NOTE: threads that unshared their fd table (`unshare(CLONE_FILES)`) have
-/// fds of their own under `/proc/PID/task/TID/fd`; only the leader's are read.
+/// fds of their own under `/proc/PID/task/TID/fd`; only one table per
+/// process is read.
 pub fn scan(found: &mut Found) -> io::Result<FdStats> {
     let nsfs_dev = nsfs::nsfs_device()?;
     let proc = open_dir(rustix::fs::CWD, "/proc")?;
     // Our own fds include every namespace the scan has opened so far.
     let own_pid = rustix::process::getpid().as_raw_nonzero().get();
-    let processes: Vec<(i32, u64)> = found
-        .tasks
-        .iter()
-        .filter(|t| t.is_leader() && !t.kthread && !t.zombie && t.pid != own_pid)
-        .map(|t| (t.pid, t.links.member[NsType::Net.index()]))
-        .collect();
+    let own_exe = rustix::fs::stat("/proc/self/exe").ok().map(|st| (st.st_dev, st.st_ino));
+    let tables = fd_tables(found, own_pid);
     let mut stats = FdStats::default();
     // A socket shared by several processes (after fork) is probed once.
     let mut socket_netns: HashMap<u64, Option<NsKey>> = HashMap::new();
     let mut text = [0u8; 4096];
-    for (pid, own_netns) in processes {
-        let dir = match open_dir(&proc, &pid.to_string()) {
+    for FdTable { pid, tid, netns: own_netns } in tables {
+        let task_path = if pid == tid { pid.to_string() } else { format!("{pid}/task/{tid}") };
+        let dir = match open_dir(&proc, &task_path) {
             Ok(dir) => dir,
             Err(err) => {
                 found.problems.record("fd list", pid, &err);
@@ -56,6 +64,10 @@ pub fn scan(found: &mut Found) -> io::Result<FdStats> {
                 continue;
             }
         };
+        // Another listns holds an fd on every namespace it has found so far;
+        // those are its scan state, not holders. Checked on the first nsfs
+        // fd only, by the identity of the executable, not its name.
+        let mut other_scanner: Option<bool> = None;
         stats.processes += 1;
         let mut pidfd: Option<OwnedFd> = None;
         for fd in fds {
@@ -74,7 +86,7 @@ pub fn scan(found: &mut Found) -> io::Result<FdStats> {
                     Some(netns) => *netns,
                     None => {
                         stats.sockets_probed += 1;
-                        let netns = probe_other_fd(found, &mut pidfd, pid, fd, nsfs::socket_netns);
+                        let netns = probe_other_fd(found, &mut pidfd, (pid, tid), fd, nsfs::socket_netns);
                         socket_netns.insert(inode, netns);
                         netns
                     }
@@ -85,7 +97,7 @@ pub fn scan(found: &mut Found) -> io::Result<FdStats> {
                 continue;
             }
             if link == b"/dev/net/tun" {
-                if let Some(netns) = probe_other_fd(found, &mut pidfd, pid, fd, nsfs::tun_netns)
+                if let Some(netns) = probe_other_fd(found, &mut pidfd, (pid, tid), fd, nsfs::tun_netns)
                     && netns.inode != own_netns
                 {
                     found.hold(netns, Holder::Tun { pid, fd }, super::no_open);
@@ -107,6 +119,14 @@ pub fn scan(found: &mut Found) -> io::Result<FdStats> {
             if st.st_dev != nsfs_dev {
                 continue;
             }
+            let is_scanner = *other_scanner.get_or_insert_with(|| {
+                let exe = rustix::fs::statat(&dir, "exe", rustix::fs::AtFlags::empty()).ok();
+                own_exe.is_some() && exe.map(|st| (st.st_dev, st.st_ino)) == own_exe
+            });
+            if is_scanner {
+                log::info!("skipping the nsfs fds of PID {pid}, another listns scan");
+                break;
+            }
             let open = || open_read(&dir, &path);
             let key = match hint {
                 Some(ty) => NsKey { ty, inode: st.st_ino },
@@ -127,6 +147,27 @@ pub fn scan(found: &mut Found) -> io::Result<FdStats> {
     Ok(stats)
 }
 
+/// Picks one task per process to read its fd table from: the leader, or a
+/// live thread of a process whose leader has exited. Kernel threads have no
+/// fds, and the scanner's own are skipped.
+fn fd_tables(found: &Found, own_pid: i32) -> Vec<FdTable> {
+    let mut tables: Vec<FdTable> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    // The task scan records each leader before its threads, so a process
+    // keeps its leader when the leader is alive.
+    for task in &found.tasks {
+        if task.kthread || task.pid == own_pid || task.zombie || seen.contains(&task.pid) {
+            continue;
+        }
+        if !task.is_leader() && task.links.member.iter().all(|&i| i == 0) {
+            continue;
+        }
+        seen.insert(task.pid);
+        tables.push(FdTable { pid: task.pid, tid: task.tid, netns: task.links.member[NsType::Net.index()] });
+    }
+    tables
+}
+
 fn parse_number(digits: &[u8]) -> Option<u64> {
     std::str::from_utf8(digits).ok()?.parse().ok()
 }
@@ -136,12 +177,12 @@ fn parse_number(digits: &[u8]) -> Option<u64> {
 fn probe_other_fd(
     found: &mut Found,
     pidfd: &mut Option<OwnedFd>,
-    pid: i32,
+    (pid, tid): (i32, i32),
     fd: i32,
     ioctl: fn(std::os::fd::BorrowedFd<'_>) -> io::Result<OwnedFd>,
 ) -> Option<NsKey> {
     if pidfd.is_none() {
-        match nsfs::pidfd_open(pid, false) {
+        match nsfs::pidfd_open(tid, pid != tid) {
             Ok(p) => *pidfd = Some(p),
             Err(err) => {
                 found.problems.record("pidfd", pid, &err);
