@@ -19,7 +19,10 @@ pub const USUAL_PIN_DIRS: &[(&str, &str)] = &[
     ("/var/run/netns/", "ip netns (through the /var/run link)"),
     ("/run/docker/netns/", "Docker"),
     ("/var/run/docker/netns/", "Docker"),
-    ("/run/user/", "rootless podman and other per-user runtimes (netns/, userns/)"),
+    (
+        "/run/user/",
+        "rootless podman and other per-user runtimes (netns/, userns/)",
+    ),
     ("/run/containerd/", "containerd"),
     ("/var/run/containerd/", "containerd"),
     ("/run/ipcns/", "CRI-O pinns"),
@@ -119,7 +122,12 @@ pub fn scan() -> anyhow::Result<Inventory> {
 
 /// Builds the inventory from the sources' findings and classifies it.
 fn assemble(found: Found, defaults: Defaults, taken_at: SystemTime) -> Inventory {
-    let Found { namespaces: found_ns, tasks, problems, notes } = found;
+    let Found {
+        namespaces: found_ns,
+        tasks,
+        problems,
+        notes,
+    } = found;
     let mut namespaces: BTreeMap<NsKey, Namespace> = found_ns
         .into_iter()
         .map(|(key, f)| {
@@ -160,7 +168,10 @@ fn assemble(found: Found, defaults: Defaults, taken_at: SystemTime) -> Inventory
         .values()
         .flat_map(|ns| {
             // The owner of a user namespace is its parent; one holder says it.
-            let owner = ns.owner.filter(|_| ns.key.ty != NsType::User).map(|o| (o, Relation::Owner, ns.key));
+            let owner = ns
+                .owner
+                .filter(|_| ns.key.ty != NsType::User)
+                .map(|o| (o, Relation::Owner, ns.key));
             let parent = ns.parent.map(|p| (p, Relation::Parent, ns.key));
             owner.into_iter().chain(parent)
         })

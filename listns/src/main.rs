@@ -77,7 +77,10 @@ fn select<'a>(cli: &Cli, inventory: &'a Inventory) -> Vec<&'a Namespace> {
 }
 
 fn write(out: &mut impl Write, cli: &Cli, inventory: &Inventory, shown: &[&Namespace]) -> io::Result<()> {
-    let layout = Layout { noheadings: cli.noheadings, raw: cli.raw };
+    let layout = Layout {
+        noheadings: cli.noheadings,
+        raw: cli.raw,
+    };
     if cli.json {
         let unfiltered = cli.types.is_empty() && cli.pid.is_none() && !cli.hidden;
         return render::json::write(out, inventory, shown, unfiltered);
@@ -100,11 +103,18 @@ fn write(out: &mut impl Write, cli: &Cli, inventory: &Inventory, shown: &[&Names
 fn report_problems(inventory: &Inventory) {
     if !inventory.problems.is_empty() {
         let denied = inventory.problems.count(Reason::PermissionDenied);
-        eprint!("listns: some tasks or files could not be inspected:\n{}", inventory.problems);
+        eprint!(
+            "listns: some tasks or files could not be inspected:\n{}",
+            inventory.problems
+        );
         if denied > 0 && !inventory.privileged {
-            eprintln!("listns: not running as root, so namespaces of other users' processes may be missing; run `sudo listns` for the complete inventory");
+            eprintln!(
+                "listns: not running as root, so namespaces of other users' processes may be missing; run `sudo listns` for the complete inventory"
+            );
         }
     } else if !inventory.privileged {
-        eprintln!("listns: not running as root: bind mounts in other mount namespaces and other users' fds may be missing; run `sudo listns` for the complete inventory");
+        eprintln!(
+            "listns: not running as root: bind mounts in other mount namespaces and other users' fds may be missing; run `sudo listns` for the complete inventory"
+        );
     }
 }

@@ -97,16 +97,33 @@ impl Holder {
     /// Returns the stable machine-readable name of this holder kind.
     pub fn kind(&self) -> &'static str {
         match self {
-            Holder::Task { link: TaskLink::Member, .. } => "task",
-            Holder::Task { link: TaskLink::PidForChildren, .. } => "pid_for_children",
-            Holder::Task { link: TaskLink::TimeForChildren, .. } => "time_for_children",
-            Holder::Task { link: TaskLink::PendingPidForChildren, .. } => "pending_pid_for_children",
+            Holder::Task {
+                link: TaskLink::Member, ..
+            } => "task",
+            Holder::Task {
+                link: TaskLink::PidForChildren,
+                ..
+            } => "pid_for_children",
+            Holder::Task {
+                link: TaskLink::TimeForChildren,
+                ..
+            } => "time_for_children",
+            Holder::Task {
+                link: TaskLink::PendingPidForChildren,
+                ..
+            } => "pending_pid_for_children",
             Holder::BindMount { .. } => "bind_mount",
             Holder::Fd { .. } => "fd",
             Holder::Socket { .. } => "socket",
             Holder::Tun { .. } => "tun",
-            Holder::Child { relation: Relation::Owner, .. } => "owned_namespace",
-            Holder::Child { relation: Relation::Parent, .. } => "child_namespace",
+            Holder::Child {
+                relation: Relation::Owner,
+                ..
+            } => "owned_namespace",
+            Holder::Child {
+                relation: Relation::Parent,
+                ..
+            } => "child_namespace",
             Holder::KernelList => "kernel_list",
         }
     }
@@ -136,8 +153,14 @@ impl fmt::Display for Holder {
             Holder::Fd { pid, fd } => write!(f, "fd {fd} of PID {pid}"),
             Holder::Socket { pid, fd, .. } => write!(f, "socket fd {fd} of PID {pid}"),
             Holder::Tun { pid, fd } => write!(f, "tun fd {fd} of PID {pid}"),
-            Holder::Child { relation: Relation::Owner, child } => write!(f, "owner of {child}"),
-            Holder::Child { relation: Relation::Parent, child } => write!(f, "parent of {child}"),
+            Holder::Child {
+                relation: Relation::Owner,
+                child,
+            } => write!(f, "owner of {child}"),
+            Holder::Child {
+                relation: Relation::Parent,
+                child,
+            } => write!(f, "parent of {child}"),
             Holder::KernelList => f.write_str("kernel namespace list only"),
         }
     }

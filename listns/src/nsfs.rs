@@ -64,7 +64,10 @@ pub fn namespace_type(fd: BorrowedFd<'_>) -> io::Result<NsType> {
         return Err(io::Error::last_os_error());
     }
     NsType::from_clone_flag(ret as u32).ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidData, format!("unknown namespace type flag {ret:#x}"))
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("unknown namespace type flag {ret:#x}"),
+        )
     })
 }
 
@@ -145,7 +148,10 @@ pub fn parse_link(text: &[u8]) -> Option<NsKey> {
     let text = std::str::from_utf8(text).ok()?;
     let (name, rest) = text.split_once(":[")?;
     let inode = rest.strip_suffix(']')?.parse().ok()?;
-    Some(NsKey { ty: NsType::from_name(name)?, inode })
+    Some(NsKey {
+        ty: NsType::from_name(name)?,
+        inode,
+    })
 }
 
 #[cfg(test)]
@@ -156,11 +162,17 @@ mod tests {
     fn parse_link_accepts_nsfs_text() {
         assert_eq!(
             parse_link(b"net:[4026531833]"),
-            Some(NsKey { ty: NsType::Net, inode: 4026531833 })
+            Some(NsKey {
+                ty: NsType::Net,
+                inode: 4026531833
+            })
         );
         assert_eq!(
             parse_link(b"time:[4026531834]"),
-            Some(NsKey { ty: NsType::Time, inode: 4026531834 })
+            Some(NsKey {
+                ty: NsType::Time,
+                inode: 4026531834
+            })
         );
     }
 
@@ -176,8 +188,18 @@ mod tests {
 
     #[test]
     fn own_namespace_id_is_stable() {
-        let a = rustix::fs::open("/proc/self/ns/net", rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty()).unwrap();
-        let b = rustix::fs::open("/proc/thread-self/ns/net", rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty()).unwrap();
+        let a = rustix::fs::open(
+            "/proc/self/ns/net",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+        let b = rustix::fs::open(
+            "/proc/thread-self/ns/net",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
         use std::os::fd::AsFd;
         match (namespace_id(a.as_fd()), namespace_id(b.as_fd())) {
             (Ok(x), Ok(y)) => assert_eq!(x, y),
@@ -185,6 +207,9 @@ mod tests {
             (Ok(_), Err(e)) => panic!("second NS_GET_ID failed: {e}"),
         }
         assert_eq!(namespace_type(a.as_fd()).unwrap(), NsType::Net);
-        assert_eq!(key_of(a.as_fd(), None).unwrap(), key_of(b.as_fd(), Some(NsType::Net)).unwrap());
+        assert_eq!(
+            key_of(a.as_fd(), None).unwrap(),
+            key_of(b.as_fd(), Some(NsType::Net)).unwrap()
+        );
     }
 }

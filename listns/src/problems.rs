@@ -110,7 +110,11 @@ impl Problems {
     /// Counts only the rows where something was actually hidden from the scan,
     /// leaving out tasks that simply exited.
     pub fn count(&self, reason: Reason) -> u64 {
-        self.rows.iter().filter(|(k, _)| k.reason == reason).map(|(_, v)| v.count).sum()
+        self.rows
+            .iter()
+            .filter(|(k, _)| k.reason == reason)
+            .map(|(_, v)| v.count)
+            .sum()
     }
 }
 

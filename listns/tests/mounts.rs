@@ -12,8 +12,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use listns::discover::mounts::{
-    NsfsMount, all_mount_namespaces, listmount_nsfs, mount_namespace_id, nsfs_mounts_by_entering,
-    read_nsfs_mounts,
+    NsfsMount, all_mount_namespaces, listmount_nsfs, mount_namespace_id, nsfs_mounts_by_entering, read_nsfs_mounts,
 };
 use rustix::mount::{MountPropagationFlags, UnmountFlags};
 use rustix::thread::UnshareFlags;
@@ -32,9 +31,7 @@ fn running_as_root() -> bool {
 }
 
 fn inode_of(fd: impl AsFd) -> u64 {
-    rustix::fs::fstat(fd)
-        .expect("fstat of a namespace fd")
-        .st_ino
+    rustix::fs::fstat(fd).expect("fstat of a namespace fd").st_ino
 }
 
 /// A mount namespace with no process in it, held by `mnt_ns` and by a bind
@@ -58,12 +55,8 @@ struct PinnedMountNamespace {
 impl PinnedMountNamespace {
     fn create() -> Self {
         let number = FIXTURE_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "listns-mounts-test-{}-{number}",
-            std::process::id()
-        ));
-        std::fs::create_dir(&dir)
-            .unwrap_or_else(|error| panic!("create {}: {error}", dir.display()));
+        let dir = std::env::temp_dir().join(format!("listns-mounts-test-{}-{number}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap_or_else(|error| panic!("create {}: {error}", dir.display()));
 
         let mut fixture = Self {
             net_pin: dir.join("pinned net"),
@@ -81,8 +74,7 @@ impl PinnedMountNamespace {
         // A private bind mount of the directory onto itself: a mount
         // namespace file may only be bind-mounted where no propagation can
         // copy the mount into that namespace itself.
-        rustix::mount::mount_bind(&fixture.dir, &fixture.dir)
-            .expect("bind-mount the test directory");
+        rustix::mount::mount_bind(&fixture.dir, &fixture.dir).expect("bind-mount the test directory");
         fixture.own_mounts.push(fixture.dir.clone());
         rustix::mount::mount_change(&fixture.dir, MountPropagationFlags::PRIVATE)
             .expect("make the test directory private");
@@ -94,19 +86,17 @@ impl PinnedMountNamespace {
 
         let net_pin = fixture.net_pin.clone();
         let uts_pin = fixture.uts_pin.clone();
-        let (mnt_ns, net_inode, uts_inode) =
-            std::thread::spawn(move || build_namespace_in_thread(&net_pin, &uts_pin))
-                .join()
-                .expect("namespace thread panicked")
-                .expect("build the pinned mount namespace");
+        let (mnt_ns, net_inode, uts_inode) = std::thread::spawn(move || build_namespace_in_thread(&net_pin, &uts_pin))
+            .join()
+            .expect("namespace thread panicked")
+            .expect("build the pinned mount namespace");
         // The thread has exited, so no task is in the new mount namespace.
 
         fixture.mnt_ns_inode = inode_of(&mnt_ns);
         fixture.net_inode = net_inode;
         fixture.uts_inode = uts_inode;
         let source = format!("/proc/self/fd/{}", mnt_ns.as_raw_fd());
-        rustix::mount::mount_bind(&source, &fixture.mnt_pin)
-            .expect("pin the mount namespace by a bind mount");
+        rustix::mount::mount_bind(&source, &fixture.mnt_pin).expect("pin the mount namespace by a bind mount");
         fixture.own_mounts.push(fixture.mnt_pin.clone());
         fixture.mnt_ns = Some(mnt_ns);
         fixture
@@ -121,16 +111,8 @@ impl PinnedMountNamespace {
 
     fn expected_inner_pins(&self) -> Vec<(Vec<u8>, &'static str, u64)> {
         vec![
-            (
-                self.net_pin.as_os_str().as_bytes().to_vec(),
-                "net",
-                self.net_inode,
-            ),
-            (
-                self.uts_pin.as_os_str().as_bytes().to_vec(),
-                "uts",
-                self.uts_inode,
-            ),
+            (self.net_pin.as_os_str().as_bytes().to_vec(), "net", self.net_inode),
+            (self.uts_pin.as_os_str().as_bytes().to_vec(), "uts", self.uts_inode),
         ]
     }
 }
@@ -143,10 +125,7 @@ fn build_namespace_in_thread(net_pin: &Path, uts_pin: &Path) -> io::Result<(Owne
     // cwd), which no other thread relies on. The thread exits right after.
     unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNS) }?;
     // Keep every mount made below inside the new namespace.
-    rustix::mount::mount_change(
-        "/",
-        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
-    )?;
+    rustix::mount::mount_change("/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)?;
     // SAFETY: new network and UTS namespaces affect only this thread.
     unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNET | UnshareFlags::NEWUTS) }?;
 
@@ -183,9 +162,7 @@ impl Drop for PinnedMountNamespace {
 }
 
 fn lock_fixtures() -> std::sync::MutexGuard<'static, ()> {
-    FIXTURE_LOCK
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    FIXTURE_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn own_pid() -> i32 {
@@ -197,10 +174,7 @@ fn own_mount_namespace() -> File {
 }
 
 fn assert_contains_pin(mounts: &[NsfsMount], mount_point: &[u8], ns_type: &str, ns_inode: u64) {
-    let matching: Vec<&NsfsMount> = mounts
-        .iter()
-        .filter(|mount| mount.mount_point == mount_point)
-        .collect();
+    let matching: Vec<&NsfsMount> = mounts.iter().filter(|mount| mount.mount_point == mount_point).collect();
     assert_eq!(
         matching.len(),
         1,
@@ -287,10 +261,7 @@ fn read_nsfs_mounts_bad_pids() {
     // Above the kernel's PID_MAX_LIMIT (4194304), so no such task exists.
     let error = read_nsfs_mounts(i32::MAX).unwrap_err();
     assert_eq!(error.kind(), io::ErrorKind::NotFound, "{error}");
-    assert!(
-        error.to_string().contains("/proc/2147483647/mountinfo"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("/proc/2147483647/mountinfo"), "{error}");
 }
 
 #[test]
@@ -312,10 +283,7 @@ fn all_mount_namespaces_finds_pinned_namespace() {
         "ids not ascending: {ids:?}"
     );
     let own_entry = namespaces.iter().find(|(_, id)| *id == own_id);
-    assert!(
-        own_entry.is_some(),
-        "start namespace {own_id} missing from {ids:?}"
-    );
+    assert!(own_entry.is_some(), "start namespace {own_id} missing from {ids:?}");
     assert_eq!(inode_of(&own_entry.unwrap().0), inode_of(&own));
     let pinned_entry = namespaces.iter().find(|(_, id)| *id == pinned_id);
     assert!(
@@ -344,14 +312,8 @@ fn all_mount_namespaces_from_pinned_start() {
         .map(|(_, id)| id)
         .collect();
 
-    assert!(
-        ids.contains(&pinned_id),
-        "start {pinned_id} missing from {ids:?}"
-    );
-    assert!(
-        ids.contains(&own_id),
-        "own namespace {own_id} missing from {ids:?}"
-    );
+    assert!(ids.contains(&pinned_id), "start {pinned_id} missing from {ids:?}");
+    assert!(ids.contains(&own_id), "own namespace {own_id} missing from {ids:?}");
 }
 
 #[test]
@@ -514,11 +476,7 @@ fn unprivileged_thread_is_limited() {
     assert_eq!(walk, vec![own_id]);
     // Linux 6.18 hides a mount namespace the caller has no privilege over:
     // listmount returns ENOENT, not EPERM.
-    assert_eq!(
-        listmount_error.kind(),
-        io::ErrorKind::NotFound,
-        "{listmount_error}"
-    );
+    assert_eq!(listmount_error.kind(), io::ErrorKind::NotFound, "{listmount_error}");
     assert_eq!(
         entering_error.kind(),
         io::ErrorKind::PermissionDenied,
@@ -542,18 +500,13 @@ fn fixture_cleans_up_after_panic() {
     }));
 
     assert!(outcome.is_err());
-    let dir = created_dir
-        .lock()
-        .unwrap()
-        .clone()
-        .expect("fixture was not created");
+    let dir = created_dir.lock().unwrap().clone().expect("fixture was not created");
     assert!(!dir.exists(), "{} still exists", dir.display());
     let mountinfo = std::fs::read(format!("/proc/{}/mountinfo", own_pid())).unwrap();
     let dir_bytes = dir.as_os_str().as_bytes();
-    let leftover = mountinfo.split(|&byte| byte == b'\n').find(|line| {
-        line.windows(dir_bytes.len())
-            .any(|window| window == dir_bytes)
-    });
+    let leftover = mountinfo
+        .split(|&byte| byte == b'\n')
+        .find(|line| line.windows(dir_bytes.len()).any(|window| window == dir_bytes));
     assert!(
         leftover.is_none(),
         "mount left behind: {}",

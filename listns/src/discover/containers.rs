@@ -278,10 +278,7 @@ fn pod_uid_above(ancestors: &[&str]) -> Option<String> {
     let (pod, above) = ancestors.split_last()?;
 
     if let Some(uid) = pod.strip_prefix("pod") {
-        return above
-            .contains(&"kubepods")
-            .then(|| parse_pod_uid(uid, '-'))
-            .flatten();
+        return above.contains(&"kubepods").then(|| parse_pod_uid(uid, '-')).flatten();
     }
 
     let slice = pod.strip_suffix(".slice")?;
@@ -317,10 +314,7 @@ fn is_container_id(name: &str) -> bool {
 }
 
 fn is_lower_hex(text: &str) -> bool {
-    !text.is_empty()
-        && text
-            .bytes()
-            .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+    !text.is_empty() && text.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Decodes the `\xNN` escapes of a systemd unit name. Returns `None` for an
@@ -390,28 +384,17 @@ mod tests {
             assert_eq!(&container_from_path(path), expected, "path {path:?}");
 
             let v1_line = format!("4:memory:{path}\n");
-            assert_eq!(
-                &container_from_cgroup(&v1_line),
-                expected,
-                "cgroup text {v1_line:?}"
-            );
+            assert_eq!(&container_from_cgroup(&v1_line), expected, "cgroup text {v1_line:?}");
 
             let v2_line = format!("0::{path}\n");
-            assert_eq!(
-                &container_from_cgroup(&v2_line),
-                expected,
-                "cgroup text {v2_line:?}"
-            );
+            assert_eq!(&container_from_cgroup(&v2_line), expected, "cgroup text {v2_line:?}");
         }
     }
 
     #[test]
     fn test_ids_are_well_formed() {
         for id in [ID_A, ID_B, ID_C] {
-            assert!(
-                is_container_id(id),
-                "test id {id:?} is not 64 lowercase hex digits"
-            );
+            assert!(is_container_id(id), "test id {id:?} is not 64 lowercase hex digits");
         }
     }
 
@@ -457,9 +440,7 @@ mod tests {
             ),
             // Rootless Docker under the user's service manager.
             (
-                format!(
-                    "/user.slice/user-1000.slice/user@1000.service/user.slice/docker-{ID_A}.scope"
-                ),
+                format!("/user.slice/user-1000.slice/user@1000.service/user.slice/docker-{ID_A}.scope"),
                 container(Runtime::Docker, ID_A),
             ),
             // Docker in Docker: the inner container wins.
@@ -494,9 +475,7 @@ mod tests {
             ),
             // Guaranteed QoS has no QoS slice.
             (
-                format!(
-                    "/kubepods.slice/kubepods-pod{UID_SYSTEMD}.slice/cri-containerd-{ID_A}.scope"
-                ),
+                format!("/kubepods.slice/kubepods-pod{UID_SYSTEMD}.slice/cri-containerd-{ID_A}.scope"),
                 pod_container(Runtime::Containerd, ID_A, UID),
             ),
             // Bare ids from the kubelet's cgroupfs driver.
@@ -581,9 +560,7 @@ mod tests {
             ),
             // Rootless.
             (
-                format!(
-                    "/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID_A}.scope/container"
-                ),
+                format!("/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID_A}.scope/container"),
                 container(Runtime::Podman, ID_A),
             ),
             (
@@ -605,28 +582,16 @@ mod tests {
         check_paths(&[
             // LXC before 3.1.
             ("/lxc/web1".to_owned(), container(Runtime::Lxc, "web1")),
-            (
-                "/lxc/web1/init.scope".to_owned(),
-                container(Runtime::Lxc, "web1"),
-            ),
+            ("/lxc/web1/init.scope".to_owned(), container(Runtime::Lxc, "web1")),
             // LXC 3.1 and 3.2.
-            (
-                "/lxc.payload/web1".to_owned(),
-                container(Runtime::Lxc, "web1"),
-            ),
+            ("/lxc.payload/web1".to_owned(), container(Runtime::Lxc, "web1")),
             // LXC 4.0 and later.
-            (
-                "/lxc.payload.web1".to_owned(),
-                container(Runtime::Lxc, "web1"),
-            ),
+            ("/lxc.payload.web1".to_owned(), container(Runtime::Lxc, "web1")),
             (
                 "/lxc.payload.web1/system.slice/ssh.service".to_owned(),
                 container(Runtime::Lxc, "web1"),
             ),
-            (
-                "/lxc.payload.web1/.lxc".to_owned(),
-                container(Runtime::Lxc, "web1"),
-            ),
+            ("/lxc.payload.web1/.lxc".to_owned(), container(Runtime::Lxc, "web1")),
             // LXD instance in a non-default project.
             (
                 "/lxc.payload.staging_web1".to_owned(),
@@ -648,18 +613,39 @@ mod tests {
     #[test]
     fn nspawn_service_and_scope_paths() {
         check_paths(&[
-            ("/machine.slice/systemd-nspawn@debian.service".to_owned(), container(Runtime::Nspawn, "debian")),
+            (
+                "/machine.slice/systemd-nspawn@debian.service".to_owned(),
+                container(Runtime::Nspawn, "debian"),
+            ),
             (
                 "/machine.slice/systemd-nspawn@debian.service/payload/system.slice/systemd-journald.service".to_owned(),
                 container(Runtime::Nspawn, "debian"),
             ),
-            ("/machine.slice/systemd-nspawn@fedora-40.service/payload".to_owned(), container(Runtime::Nspawn, "fedora-40")),
-            (r"/machine.slice/systemd-nspawn@fedora\x2d40.service".to_owned(), container(Runtime::Nspawn, "fedora-40")),
-            ("/machine.slice/machine-debian.scope".to_owned(), container(Runtime::Nspawn, "debian")),
-            (r"/machine.slice/machine-fedora\x2d40.scope/payload".to_owned(), container(Runtime::Nspawn, "fedora-40")),
-            (r"/machine.slice/machine-my\x2dbox\x2d1.scope/payload/init.scope".to_owned(), container(Runtime::Nspawn, "my-box-1")),
+            (
+                "/machine.slice/systemd-nspawn@fedora-40.service/payload".to_owned(),
+                container(Runtime::Nspawn, "fedora-40"),
+            ),
+            (
+                r"/machine.slice/systemd-nspawn@fedora\x2d40.service".to_owned(),
+                container(Runtime::Nspawn, "fedora-40"),
+            ),
+            (
+                "/machine.slice/machine-debian.scope".to_owned(),
+                container(Runtime::Nspawn, "debian"),
+            ),
+            (
+                r"/machine.slice/machine-fedora\x2d40.scope/payload".to_owned(),
+                container(Runtime::Nspawn, "fedora-40"),
+            ),
+            (
+                r"/machine.slice/machine-my\x2dbox\x2d1.scope/payload/init.scope".to_owned(),
+                container(Runtime::Nspawn, "my-box-1"),
+            ),
             // Podman inside an nspawn machine.
-            (format!("/machine.slice/machine-debian.scope/payload/machine.slice/libpod-{ID_A}.scope"), container(Runtime::Podman, ID_A)),
+            (
+                format!("/machine.slice/machine-debian.scope/payload/machine.slice/libpod-{ID_A}.scope"),
+                container(Runtime::Podman, ID_A),
+            ),
         ]);
     }
 
@@ -739,9 +725,7 @@ mod tests {
         check_paths(&[
             (format!("/machine.slice/libpod-conmon-{ID_A}.scope"), None),
             (
-                format!(
-                    "/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-conmon-{ID_A}.scope"
-                ),
+                format!("/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-conmon-{ID_A}.scope"),
                 None,
             ),
             (
@@ -750,10 +734,7 @@ mod tests {
                 ),
                 None,
             ),
-            (
-                format!("/kubepods/burstable/pod{UID}/crio-conmon-{ID_A}"),
-                None,
-            ),
+            (format!("/kubepods/burstable/pod{UID}/crio-conmon-{ID_A}"), None),
             ("/lxc.monitor.web1".to_owned(), None),
             ("/lxc.monitor/web1".to_owned(), None),
             ("/lxc.pivot".to_owned(), None),
@@ -872,18 +853,10 @@ mod tests {
         let expected = pod_container(Runtime::Containerd, ID_A, UID);
 
         let forward = format!("{}\n{}\n", lines[0], lines[1]);
-        assert_eq!(
-            container_from_cgroup(&forward),
-            expected,
-            "text {forward:?}"
-        );
+        assert_eq!(container_from_cgroup(&forward), expected, "text {forward:?}");
 
         let backward = format!("{}\n{}\n", lines[1], lines[0]);
-        assert_eq!(
-            container_from_cgroup(&backward),
-            expected,
-            "text {backward:?}"
-        );
+        assert_eq!(container_from_cgroup(&backward), expected, "text {backward:?}");
     }
 
     #[test]
@@ -895,18 +868,10 @@ mod tests {
         let expected = container(Runtime::Docker, ID_A);
 
         let forward = format!("{}\n{}\n", lines[0], lines[1]);
-        assert_eq!(
-            container_from_cgroup(&forward),
-            expected,
-            "text {forward:?}"
-        );
+        assert_eq!(container_from_cgroup(&forward), expected, "text {forward:?}");
 
         let backward = format!("{}\n{}\n", lines[1], lines[0]);
-        assert_eq!(
-            container_from_cgroup(&backward),
-            expected,
-            "text {backward:?}"
-        );
+        assert_eq!(container_from_cgroup(&backward), expected, "text {backward:?}");
     }
 
     #[test]
@@ -919,18 +884,10 @@ mod tests {
         let expected = container(Runtime::Podman, ID_A);
 
         let forward = format!("{}\n{}\n", lines[0], lines[1]);
-        assert_eq!(
-            container_from_cgroup(&forward),
-            expected,
-            "text {forward:?}"
-        );
+        assert_eq!(container_from_cgroup(&forward), expected, "text {forward:?}");
 
         let backward = format!("{}\n{}\n", lines[1], lines[0]);
-        assert_eq!(
-            container_from_cgroup(&backward),
-            expected,
-            "text {backward:?}"
-        );
+        assert_eq!(container_from_cgroup(&backward), expected, "text {backward:?}");
     }
 
     #[test]
@@ -1055,9 +1012,7 @@ mod tests {
     #[test]
     fn real_kernel_cgroup_file() {
         let Some(v2_root) = cgroup2_root() else {
-            eprintln!(
-                "skipping real_kernel_cgroup_file: no cgroup v2 hierarchy is mounted under /sys/fs/cgroup"
-            );
+            eprintln!("skipping real_kernel_cgroup_file: no cgroup v2 hierarchy is mounted under /sys/fs/cgroup");
             return;
         };
         let pids_root = std::path::Path::new("/sys/fs/cgroup/pids");
@@ -1080,9 +1035,7 @@ mod tests {
         let v2_leaf = match fixture.create_cgroup(&v2_root, &v2_components) {
             Ok(leaf) => leaf,
             Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
-                eprintln!(
-                    "skipping real_kernel_cgroup_file: creating a cgroup under {v2_root:?} needs root ({error})"
-                );
+                eprintln!("skipping real_kernel_cgroup_file: creating a cgroup under {v2_root:?} needs root ({error})");
                 return;
             }
             Err(error) => panic!("failed to create test cgroups under {v2_root:?}: {error}"),
@@ -1103,12 +1056,9 @@ mod tests {
         if has_v1_pids {
             let v1_leaf = fixture
                 .create_cgroup(pids_root, &[test_root.as_str(), "docker", ID_B])
-                .unwrap_or_else(|error| {
-                    panic!("failed to create test cgroups under {pids_root:?}: {error}")
-                });
-            std::fs::write(v1_leaf.join("cgroup.procs"), pid.to_string()).unwrap_or_else(|error| {
-                panic!("failed to move PID {pid} into {v1_leaf:?}: {error}")
-            });
+                .unwrap_or_else(|error| panic!("failed to create test cgroups under {pids_root:?}: {error}"));
+            std::fs::write(v1_leaf.join("cgroup.procs"), pid.to_string())
+                .unwrap_or_else(|error| panic!("failed to move PID {pid} into {v1_leaf:?}: {error}"));
         }
 
         let cgroup_file = format!("/proc/{pid}/cgroup");
@@ -1146,15 +1096,11 @@ mod tests {
             );
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        std::fs::remove_dir(&v2_leaf)
-            .unwrap_or_else(|error| panic!("failed to remove {v2_leaf:?}: {error}"));
+        std::fs::remove_dir(&v2_leaf).unwrap_or_else(|error| panic!("failed to remove {v2_leaf:?}: {error}"));
 
         let text = std::fs::read_to_string(&cgroup_file)
             .unwrap_or_else(|error| panic!("failed to read {cgroup_file}: {error}"));
-        assert!(
-            text.contains(" (deleted)"),
-            "no \" (deleted)\" suffix in {text:?}"
-        );
+        assert!(text.contains(" (deleted)"), "no \" (deleted)\" suffix in {text:?}");
         assert_eq!(container_from_cgroup(&text), expected, "text {text:?}");
     }
 
@@ -1174,11 +1120,7 @@ mod tests {
             ("", None),
         ];
         for (escaped, expected) in cases {
-            assert_eq!(
-                unescape_unit_name(escaped).as_deref(),
-                expected,
-                "escaped {escaped:?}"
-            );
+            assert_eq!(unescape_unit_name(escaped).as_deref(), expected, "escaped {escaped:?}");
         }
     }
 }

@@ -79,7 +79,10 @@ impl Defaults {
     }
 
     pub fn key(&self, ty: NsType) -> NsKey {
-        NsKey { ty, inode: self.inodes[ty.index()] }
+        NsKey {
+            ty,
+            inode: self.inodes[ty.index()],
+        }
     }
 
     /// Returns whether a task has any readable namespace outside the defaults.

@@ -48,8 +48,17 @@ pub fn scan(found: &mut Found) -> io::Result<FdStats> {
     // A socket shared by several processes (after fork) is probed once.
     let mut socket_netns: HashMap<u64, Option<NsKey>> = HashMap::new();
     let mut text = [0u8; 4096];
-    for FdTable { pid, tid, netns: own_netns } in tables {
-        let task_path = if pid == tid { pid.to_string() } else { format!("{pid}/task/{tid}") };
+    for FdTable {
+        pid,
+        tid,
+        netns: own_netns,
+    } in tables
+    {
+        let task_path = if pid == tid {
+            pid.to_string()
+        } else {
+            format!("{pid}/task/{tid}")
+        };
         let dir = match open_dir(&proc, &task_path) {
             Ok(dir) => dir,
             Err(err) => {
@@ -81,7 +90,10 @@ pub fn scan(found: &mut Found) -> io::Result<FdStats> {
                     break;
                 }
             };
-            if let Some(inode) = link.strip_prefix(b"socket:[").and_then(|r| parse_number(r.strip_suffix(b"]")?)) {
+            if let Some(inode) = link
+                .strip_prefix(b"socket:[")
+                .and_then(|r| parse_number(r.strip_suffix(b"]")?))
+            {
                 let netns = match socket_netns.get(&inode) {
                     Some(netns) => *netns,
                     None => {
@@ -92,7 +104,15 @@ pub fn scan(found: &mut Found) -> io::Result<FdStats> {
                     }
                 };
                 if let Some(netns) = netns.filter(|k| k.inode != own_netns) {
-                    found.hold(netns, Holder::Socket { pid, fd, socket_inode: inode }, super::no_open);
+                    found.hold(
+                        netns,
+                        Holder::Socket {
+                            pid,
+                            fd,
+                            socket_inode: inode,
+                        },
+                        super::no_open,
+                    );
                 }
                 continue;
             }
@@ -163,7 +183,11 @@ fn fd_tables(found: &Found, own_pid: i32) -> Vec<FdTable> {
             continue;
         }
         seen.insert(task.pid);
-        tables.push(FdTable { pid: task.pid, tid: task.tid, netns: task.links.member[NsType::Net.index()] });
+        tables.push(FdTable {
+            pid: task.pid,
+            tid: task.tid,
+            netns: task.links.member[NsType::Net.index()],
+        });
     }
     tables
 }

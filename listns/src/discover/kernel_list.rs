@@ -19,8 +19,6 @@
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 
-
-
 /// listns() on x86_64, and on every architecture that uses the shared
 /// syscall table. Alpha (580) and MIPS (4470, 5470, 6470) differ, so this
 /// module does not build there.
@@ -52,7 +50,6 @@ const FILEID_NSFS: i32 = 0xf1;
 /// `FD_NSFS_ROOT`: the mount fd value that makes open_by_handle_at() decode
 /// the handle on nsfs.
 const FD_NSFS_ROOT: libc::c_int = -10003;
-
 
 /// Result of asking the kernel for its list of namespaces.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,11 +95,7 @@ pub fn list_namespace_ids() -> io::Result<KernelList> {
 /// - kind `NotFound`: no active namespace matches the id, type and inode.
 /// - other kinds: the errno of open_by_handle_at(), such as EPERM for a
 ///   caller without CAP_SYS_ADMIN over the namespace's owner.
-pub fn open_namespace_by_id(
-    ns_id: u64,
-    ns_type_clone_flag: u32,
-    inode: u32,
-) -> io::Result<OwnedFd> {
+pub fn open_namespace_by_id(ns_id: u64, ns_type_clone_flag: u32, inode: u32) -> io::Result<OwnedFd> {
     // Kernels after 6.18 look a handle up by id alone when its type and inode
     // are both 0. Some of them reject a handle with only one of the two set
     // ("Either both are set or both are unset" in fs/nsfs.c). So a partial
@@ -118,13 +111,7 @@ pub fn open_namespace_by_id(
     // SAFETY: `handle` is a `struct file_handle` whose `handle_bytes` equals
     // the size of the nsfs handle that follows it, so the kernel reads only
     // memory that belongs to `handle`.
-    let fd = unsafe {
-        libc::open_by_handle_at(
-            FD_NSFS_ROOT,
-            (&raw mut handle).cast::<libc::file_handle>(),
-            flags,
-        )
-    };
+    let fd = unsafe { libc::open_by_handle_at(FD_NSFS_ROOT, (&raw mut handle).cast::<libc::file_handle>(), flags) };
     if fd < 0 {
         let error = io::Error::last_os_error();
         return Err(open_by_id_error(error, ns_id, ns_type_clone_flag, inode));
@@ -142,22 +129,20 @@ pub fn open_namespace_by_id(
 ///
 /// NOTE: on Linux 6.18 only the tests reach this, because that kernel opens
 /// no handle with a 0 type or inode.
-fn check_namespace_matches(
-    namespace: BorrowedFd<'_>,
-    ns_id: u64,
-    ns_type: u32,
-    inode: u32,
-) -> io::Result<()> {
+fn check_namespace_matches(namespace: BorrowedFd<'_>, ns_id: u64, ns_type: u32, inode: u32) -> io::Result<()> {
     if ns_type != 0 {
         let actual = crate::nsfs::namespace_type(namespace)
-            .map_err(|error| io::Error::new(error.kind(), format!("ioctl NS_GET_NSTYPE on namespace id {ns_id} failed: {error}")))?
+            .map_err(|error| {
+                io::Error::new(
+                    error.kind(),
+                    format!("ioctl NS_GET_NSTYPE on namespace id {ns_id} failed: {error}"),
+                )
+            })?
             .clone_flag();
         if actual != ns_type {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
-                format!(
-                    "namespace id {ns_id} has type {actual:#x}, not the requested {ns_type:#x}"
-                ),
+                format!("namespace id {ns_id} has type {actual:#x}, not the requested {ns_type:#x}"),
             ));
         }
     }
@@ -166,10 +151,7 @@ fn check_namespace_matches(
         let actual = rustix::fs::fstat(namespace)
             .map_err(|errno| {
                 let error = io::Error::from(errno);
-                io::Error::new(
-                    error.kind(),
-                    format!("fstat on namespace id {ns_id} failed: {error}"),
-                )
+                io::Error::new(error.kind(), format!("fstat on namespace id {ns_id} failed: {error}"))
             })?
             .st_ino;
         if actual != u64::from(inode) {
@@ -181,7 +163,6 @@ fn check_namespace_matches(
     }
     Ok(())
 }
-
 
 /// `struct ns_id_req` of Linux 6.19. In the uapi header `ns_type`, `spare2`
 /// and `user_ns_id` sit in an anonymous struct, which does not change the
@@ -340,10 +321,7 @@ fn list_one_pass(
         if count > page.len() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!(
-                    "listns() returned {count} ids for a buffer of {}",
-                    page.len()
-                ),
+                format!("listns() returned {count} ids for a buffer of {}", page.len()),
             ));
         }
 
@@ -355,9 +333,7 @@ fn list_one_pass(
             if id <= previous {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!(
-                        "listns() returned id {id} after id {previous}; expected increasing ids"
-                    ),
+                    format!("listns() returned id {id} after id {previous}; expected increasing ids"),
                 ));
             }
             previous = id;
@@ -391,6 +367,41 @@ fn open_by_id_error(error: io::Error, ns_id: u64, ns_type: u32, inode: u32) -> i
         ),
         _ => io::Error::new(error.kind(), format!("cannot open {target}: {error}")),
     }
+}
+
+/// Adds the namespaces that only the kernel's own list (`listns()`, Linux
+/// 6.19+) reports. Runs after the ids of the known namespaces are resolved.
+pub fn scan(found: &mut super::Found) {
+    use std::collections::HashSet;
+    use std::os::fd::AsFd;
+
+    let ids = match list_namespace_ids() {
+        Ok(KernelList::Ids(ids)) => ids,
+        Ok(KernelList::Unsupported) => {
+            return found
+                .note("kernel list: listns() is not available (Linux 6.19+); the /proc sources stand alone".into());
+        }
+        Err(err) => return found.note(format!("kernel list: listns() failed: {err}")),
+    };
+    let known: HashSet<u64> = found.namespaces.values().filter_map(|ns| ns.id).collect();
+    let (mut added, mut unopened) = (0usize, 0usize);
+    for id in ids.iter().copied().filter(|id| !known.contains(id)) {
+        match open_namespace_by_id(id, 0, 0).and_then(|fd| Ok((crate::nsfs::key_of(fd.as_fd(), None)?, fd))) {
+            Ok((key, fd)) => {
+                added += 1;
+                let entry = found.see_fd(key, fd);
+                entry.kernel_listed = true;
+            }
+            Err(err) => {
+                unopened += 1;
+                log::debug!("namespace id {id} from listns() could not be opened: {err}");
+            }
+        }
+    }
+    found.note(format!(
+        "kernel list: listns() reported {} namespaces, {added} not found by other sources, {unopened} could not be opened",
+        ids.len()
+    ));
 }
 
 #[cfg(test)]
@@ -464,10 +475,7 @@ mod tests {
                 COUNTER.fetch_add(1, Ordering::Relaxed)
             );
             run_ip(&["netns", "add", &name]);
-            Self {
-                name,
-                deleted: false,
-            }
+            Self { name, deleted: false }
         }
 
         fn open(&self) -> File {
@@ -486,9 +494,7 @@ mod tests {
             if self.deleted {
                 return;
             }
-            let status = Command::new("ip")
-                .args(["netns", "del", &self.name])
-                .status();
+            let status = Command::new("ip").args(["netns", "del", &self.name]).status();
             if !matches!(status, Ok(status) if status.success()) {
                 eprintln!("cleanup: ip netns del {} failed: {status:?}", self.name);
             }
@@ -558,10 +564,7 @@ mod tests {
         );
         for (name, _) in NAMESPACE_FILES {
             let id = namespace_id(open_own_namespace(name).as_fd()).unwrap();
-            assert!(
-                ids.contains(&id),
-                "own {name} namespace id {id} missing from listns()"
-            );
+            assert!(ids.contains(&id), "own {name} namespace id {id} missing from listns()");
         }
     }
 
@@ -635,10 +638,7 @@ mod tests {
         let namespaces: Vec<(u64, bool)> = (1..=11).map(|id| (id * 10, true)).collect();
         let mut model = ListnsModel::new(&namespaces);
 
-        assert_eq!(
-            list_with_model(&mut model, 4),
-            KernelList::Ids(model.active_ids())
-        );
+        assert_eq!(list_with_model(&mut model, 4), KernelList::Ids(model.active_ids()));
         assert_eq!(model.calls, 3);
     }
 
@@ -649,10 +649,7 @@ mod tests {
         let namespaces: Vec<(u64, bool)> = (1..=8).map(|id| (id, true)).collect();
         let mut model = ListnsModel::new(&namespaces);
 
-        assert_eq!(
-            list_with_model(&mut model, 4),
-            KernelList::Ids(model.active_ids())
-        );
+        assert_eq!(list_with_model(&mut model, 4), KernelList::Ids(model.active_ids()));
         assert_eq!(model.calls, 4);
     }
 
@@ -672,10 +669,7 @@ mod tests {
             (9, true),
         ]);
 
-        assert_eq!(
-            list_with_model(&mut model, 4),
-            KernelList::Ids(model.active_ids())
-        );
+        assert_eq!(list_with_model(&mut model, 4), KernelList::Ids(model.active_ids()));
     }
 
     #[test]
@@ -686,17 +680,11 @@ mod tests {
 
     #[test]
     fn paging_reports_other_errors() {
-        let error =
-            collect_ids(|_, _| Err(io::Error::from_raw_os_error(libc::EINVAL)), 4).unwrap_err();
+        let error = collect_ids(|_, _| Err(io::Error::from_raw_os_error(libc::EINVAL)), 4).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{error}");
 
-        let first_page_enoent =
-            collect_ids(|_, _| Err(io::Error::from_raw_os_error(libc::ENOENT)), 4).unwrap_err();
-        assert_eq!(
-            first_page_enoent.kind(),
-            io::ErrorKind::NotFound,
-            "{first_page_enoent}"
-        );
+        let first_page_enoent = collect_ids(|_, _| Err(io::Error::from_raw_os_error(libc::ENOENT)), 4).unwrap_err();
+        assert_eq!(first_page_enoent.kind(), io::ErrorKind::NotFound, "{first_page_enoent}");
     }
 
     #[test]
@@ -742,10 +730,7 @@ mod tests {
         for (name, _) in NAMESPACE_FILES {
             let id = namespace_id(open_own_namespace(name).as_fd()).unwrap();
             assert_ne!(id, 0, "{name} namespace id");
-            assert!(
-                ids.insert(id),
-                "{name} namespace id {id} repeats another type's id"
-            );
+            assert!(ids.insert(id), "{name} namespace id {id} repeats another type's id");
         }
     }
 
@@ -801,12 +786,7 @@ mod tests {
                 libc::AT_EMPTY_PATH,
             )
         };
-        assert_eq!(
-            result,
-            0,
-            "name_to_handle_at: {}",
-            io::Error::last_os_error()
-        );
+        assert_eq!(result, 0, "name_to_handle_at: {}", io::Error::last_os_error());
         assert_eq!(handle, expected);
     }
 
@@ -818,8 +798,8 @@ mod tests {
             let id = namespace_id(file.as_fd()).unwrap();
             let inode = inode_of(&file);
 
-            let opened = open_namespace_by_id(id, clone_flag as u32, inode)
-                .unwrap_or_else(|error| panic!("{name}: {error}"));
+            let opened =
+                open_namespace_by_id(id, clone_flag as u32, inode).unwrap_or_else(|error| panic!("{name}: {error}"));
             let opened = File::from(opened);
             assert_eq!(inode_of(&opened), inode, "{name} inode");
             assert_eq!(namespace_id(opened.as_fd()).unwrap(), id, "{name} id");
@@ -835,8 +815,7 @@ mod tests {
         drop(file);
 
         // The bind mount under /run/netns keeps the namespace active.
-        let opened =
-            File::from(open_namespace_by_id(id, libc::CLONE_NEWNET as u32, inode).unwrap());
+        let opened = File::from(open_namespace_by_id(id, libc::CLONE_NEWNET as u32, inode).unwrap());
         assert_eq!(inode_of(&opened), inode);
     }
 
@@ -962,38 +941,4 @@ mod tests {
             assert!(error.to_string().contains("namespace id 9"), "{error}");
         }
     }
-}
-
-/// Adds the namespaces that only the kernel's own list (`listns()`, Linux
-/// 6.19+) reports. Runs after the ids of the known namespaces are resolved.
-pub fn scan(found: &mut super::Found) {
-    use std::collections::HashSet;
-    use std::os::fd::AsFd;
-
-    let ids = match list_namespace_ids() {
-        Ok(KernelList::Ids(ids)) => ids,
-        Ok(KernelList::Unsupported) => {
-            return found.note("kernel list: listns() is not available (Linux 6.19+); the /proc sources stand alone".into());
-        }
-        Err(err) => return found.note(format!("kernel list: listns() failed: {err}")),
-    };
-    let known: HashSet<u64> = found.namespaces.values().filter_map(|ns| ns.id).collect();
-    let (mut added, mut unopened) = (0usize, 0usize);
-    for id in ids.iter().copied().filter(|id| !known.contains(id)) {
-        match open_namespace_by_id(id, 0, 0).and_then(|fd| Ok((crate::nsfs::key_of(fd.as_fd(), None)?, fd))) {
-            Ok((key, fd)) => {
-                added += 1;
-                let entry = found.see_fd(key, fd);
-                entry.kernel_listed = true;
-            }
-            Err(err) => {
-                unopened += 1;
-                log::debug!("namespace id {id} from listns() could not be opened: {err}");
-            }
-        }
-    }
-    found.note(format!(
-        "kernel list: listns() reported {} namespaces, {added} not found by other sources, {unopened} could not be opened",
-        ids.len()
-    ));
 }

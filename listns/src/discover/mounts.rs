@@ -273,10 +273,7 @@ unsafe impl Ioctl for MntNsInfoIoctl {
         (&raw mut self.info).cast()
     }
 
-    unsafe fn output_from_ptr(
-        out: IoctlOutput,
-        extract_output: *mut c_void,
-    ) -> rustix::io::Result<Self::Output> {
+    unsafe fn output_from_ptr(out: IoctlOutput, extract_output: *mut c_void) -> rustix::io::Result<Self::Output> {
         // SAFETY: `extract_output` is `as_ptr()` of the still-live ioctl
         // value, so it points at an initialized MntNsInfo.
         let info = unsafe { extract_output.cast::<MntNsInfo>().read() };
@@ -300,10 +297,7 @@ unsafe impl Ioctl for NsTypeIoctl {
         std::ptr::null_mut()
     }
 
-    unsafe fn output_from_ptr(
-        out: IoctlOutput,
-        _extract_output: *mut c_void,
-    ) -> rustix::io::Result<Self::Output> {
+    unsafe fn output_from_ptr(out: IoctlOutput, _extract_output: *mut c_void) -> rustix::io::Result<Self::Output> {
         Ok(out)
     }
 }
@@ -393,8 +387,8 @@ fn mnt_ns_ioctl_error(errno: Errno, name: &str, fd: BorrowedFd<'_>) -> io::Error
 /// namespace.
 pub fn all_mount_namespaces(start: BorrowedFd<'_>) -> io::Result<Vec<(OwnedFd, u64)>> {
     require_mount_namespace(start)?;
-    let (_, info) = mnt_ns_ioctl(start, NS_MNT_GET_INFO)
-        .map_err(|errno| mnt_ns_ioctl_error(errno, "NS_MNT_GET_INFO", start))?;
+    let (_, info) =
+        mnt_ns_ioctl(start, NS_MNT_GET_INFO).map_err(|errno| mnt_ns_ioctl_error(errno, "NS_MNT_GET_INFO", start))?;
     let start_id = info.mnt_ns_id;
 
     let mut namespaces = walk_mount_namespaces(start, start_id, WalkDirection::Previous)?;
@@ -464,7 +458,11 @@ fn walk_mount_namespaces(
             Err(Errno::NOENT) => break,
             Err(Errno::PERM) => {
                 // Expected without root; surprising with it.
-                let level = if rustix::process::geteuid().is_root() { log::Level::Warn } else { log::Level::Info };
+                let level = if rustix::process::geteuid().is_root() {
+                    log::Level::Warn
+                } else {
+                    log::Level::Info
+                };
                 log::log!(
                     level,
                     "mount namespace list is incomplete: {} from mount namespace {current_id} \
@@ -490,8 +488,8 @@ fn walk_mount_namespaces(
 /// [`io::ErrorKind::InvalidInput`] if `fd` is not a mount namespace.
 pub fn mount_namespace_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
     require_mount_namespace(fd)?;
-    let (_, info) = mnt_ns_ioctl(fd, NS_MNT_GET_INFO)
-        .map_err(|errno| mnt_ns_ioctl_error(errno, "NS_MNT_GET_INFO", fd))?;
+    let (_, info) =
+        mnt_ns_ioctl(fd, NS_MNT_GET_INFO).map_err(|errno| mnt_ns_ioctl_error(errno, "NS_MNT_GET_INFO", fd))?;
     Ok(info.mnt_ns_id)
 }
 
@@ -624,9 +622,7 @@ pub fn listmount_nsfs(mnt_ns_id: u64) -> io::Result<Vec<NsfsMount>> {
             Ok(Some(mount)) => mounts.push(mount),
             Ok(None) => {}
             Err(StatmountError::Gone) => {
-                log::debug!(
-                    "mount {unique_id} in mount namespace {mnt_ns_id} went away, skipping it"
-                );
+                log::debug!("mount {unique_id} in mount namespace {mnt_ns_id} went away, skipping it");
             }
             Err(StatmountError::Failed(error)) => return Err(error),
         }
@@ -671,10 +667,7 @@ fn list_mount_ids(mnt_ns_id: u64) -> io::Result<Vec<u64>> {
             .ok_or_else(|| {
                 io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!(
-                        "listmount returned {result} ids for a buffer of {}",
-                        batch.len()
-                    ),
+                    format!("listmount returned {result} ids for a buffer of {}", batch.len()),
                 )
             })?;
         ids.extend_from_slice(&batch[..count]);
@@ -720,11 +713,7 @@ enum StatmountError {
 }
 
 /// Calls statmount(2) for one mount. Returns `Ok(None)` if it is not nsfs.
-fn statmount_nsfs(
-    unique_id: u64,
-    mnt_ns_id: u64,
-    buffer: &mut Vec<u8>,
-) -> Result<Option<NsfsMount>, StatmountError> {
+fn statmount_nsfs(unique_id: u64, mnt_ns_id: u64, buffer: &mut Vec<u8>) -> Result<Option<NsfsMount>, StatmountError> {
     let mask = STATMOUNT_SB_BASIC | STATMOUNT_MNT_BASIC | STATMOUNT_MNT_ROOT | STATMOUNT_MNT_POINT;
     let header = statmount_into(unique_id, mnt_ns_id, mask, buffer)?;
     let failed = |message: String| {
@@ -757,22 +746,12 @@ fn statmount_nsfs(
         return Ok(None);
     }
 
-    let used = usize::try_from(header.size)
-        .unwrap_or(usize::MAX)
-        .min(buffer.len());
+    let used = usize::try_from(header.size).unwrap_or(usize::MAX).min(buffer.len());
     let string_area = buffer.get(size_of::<Statmount>()..used).unwrap_or_default();
-    let root = c_string_at(string_area, header.mnt_root).ok_or_else(|| {
-        failed(format!(
-            "mnt_root offset {} is out of range",
-            header.mnt_root
-        ))
-    })?;
-    let mount_point = c_string_at(string_area, header.mnt_point).ok_or_else(|| {
-        failed(format!(
-            "mnt_point offset {} is out of range",
-            header.mnt_point
-        ))
-    })?;
+    let root = c_string_at(string_area, header.mnt_root)
+        .ok_or_else(|| failed(format!("mnt_root offset {} is out of range", header.mnt_root)))?;
+    let mount_point = c_string_at(string_area, header.mnt_point)
+        .ok_or_else(|| failed(format!("mnt_point offset {} is out of range", header.mnt_point)))?;
 
     let (ns_type, ns_inode) = parse_nsfs_root(root).ok_or_else(|| {
         failed(format!(
@@ -894,12 +873,7 @@ pub fn nsfs_mounts_by_entering(mnt_ns: BorrowedFd<'_>) -> io::Result<Vec<NsfsMou
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|errno| {
-        io::Error::new(
-            io::Error::from(errno).kind(),
-            format!("failed to open /proc: {errno}"),
-        )
-    })?;
+    .map_err(|errno| io::Error::new(io::Error::from(errno).kind(), format!("failed to open /proc: {errno}")))?;
     let (read_end, write_end) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
 
     // SAFETY: the child runs only `run_entering_child`, which makes system
@@ -909,10 +883,7 @@ pub fn nsfs_mounts_by_entering(mnt_ns: BorrowedFd<'_>) -> io::Result<Vec<NsfsMou
     let child = unsafe { libc::fork() };
     if child < 0 {
         let error = io::Error::last_os_error();
-        return Err(io::Error::new(
-            error.kind(),
-            format!("fork failed: {error}"),
-        ));
+        return Err(io::Error::new(error.kind(), format!("fork failed: {error}")));
     }
     if child == 0 {
         run_entering_child(mnt_ns, proc_dir.as_fd(), write_end.as_fd());
@@ -947,25 +918,14 @@ pub fn nsfs_mounts_by_entering(mnt_ns: BorrowedFd<'_>) -> io::Result<Vec<NsfsMou
 
 /// Runs in the forked child: enters `mnt_ns`, copies its mountinfo to
 /// `output` and appends the status trailer. Never returns.
-fn run_entering_child(
-    mnt_ns: BorrowedFd<'_>,
-    proc_dir: BorrowedFd<'_>,
-    output: BorrowedFd<'_>,
-) -> ! {
+fn run_entering_child(mnt_ns: BorrowedFd<'_>, proc_dir: BorrowedFd<'_>, output: BorrowedFd<'_>) -> ! {
     let (step, errno) = match copy_mountinfo_from_namespace(mnt_ns, proc_dir, output) {
         Ok(()) => (STEP_DONE, 0),
         Err((step, errno)) => (step, errno.raw_os_error()),
     };
 
     let errno_bytes = errno.to_le_bytes();
-    let trailer: [u8; TRAILER_LENGTH] = [
-        0,
-        step,
-        errno_bytes[0],
-        errno_bytes[1],
-        errno_bytes[2],
-        errno_bytes[3],
-    ];
+    let trailer: [u8; TRAILER_LENGTH] = [0, step, errno_bytes[0], errno_bytes[1], errno_bytes[2], errno_bytes[3]];
     let reported = write_all(output, &trailer).is_ok();
     let exit_code = i32::from(step != STEP_DONE || !reported);
     // SAFETY: _exit ends the child at once, without the destructors and
@@ -984,13 +944,8 @@ fn copy_mountinfo_from_namespace(
         .map_err(|errno| (STEP_SETNS, errno))?;
     // The open has to come after setns, because mountinfo reports the mount
     // namespace the task is in when the file is opened.
-    let mountinfo = rustix::fs::openat(
-        proc_dir,
-        MOUNTINFO,
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|errno| (STEP_OPEN, errno))?;
+    let mountinfo = rustix::fs::openat(proc_dir, MOUNTINFO, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|errno| (STEP_OPEN, errno))?;
 
     let mut chunk = [0u8; 4096];
     loop {
@@ -1084,10 +1039,135 @@ fn split_child_output<'a>(
     };
     Err(io::Error::new(
         error.kind(),
-        format!(
-            "child process {child} for mount namespace fd {raw_fd} failed at {action}: {error}{hint}"
-        ),
+        format!("child process {child} for mount namespace fd {raw_fd} failed at {action}: {error}{hint}"),
     ))
+}
+
+/// Finds nsfs bind mounts in every mount namespace: through the mountinfo of
+/// one task per mount namespace, then, for mount namespaces that no task is
+/// in, through `NS_MNT_GET_NEXT` with `listmount`/`statmount` (or by entering
+/// them in a child process on kernels without `listmount`).
+pub fn scan(found: &mut super::Found) {
+    use std::collections::BTreeMap;
+    use std::os::fd::AsFd;
+
+    use crate::inventory::is_usual_pin_path;
+    use crate::model::{Holder, NsKey, NsType};
+
+    // One process per mount namespace is enough: they all see the same mounts.
+    let mut readers: BTreeMap<u64, i32> = BTreeMap::new();
+    for task in found.tasks.iter().filter(|t| t.is_leader() && !t.zombie) {
+        let mnt = task.links.member[NsType::Mnt.index()];
+        if mnt != 0 {
+            readers.entry(mnt).or_insert(task.pid);
+        }
+    }
+    let mut read = 0usize;
+    for (&mnt_inode, &pid) in &readers {
+        let mounts = match read_nsfs_mounts(pid) {
+            Ok(mounts) => mounts,
+            Err(err) => {
+                found.problems.record("mountinfo", pid, &err);
+                continue;
+            }
+        };
+        read += 1;
+        let mnt_ns = NsKey {
+            ty: NsType::Mnt,
+            inode: mnt_inode,
+        };
+        for m in mounts {
+            let Some(ty) = NsType::from_name(&m.ns_type) else {
+                continue;
+            };
+            let key = NsKey { ty, inode: m.ns_inode };
+            let path = String::from_utf8_lossy(&m.mount_point).into_owned();
+            let usual = is_usual_pin_path(&path);
+            // The mount point is relative to the task's root; /proc/PID/root
+            // resolves it in that task's mount namespace.
+            let mut proc_path = format!("/proc/{pid}/root").into_bytes();
+            proc_path.extend_from_slice(&m.mount_point);
+            let open = || super::procfs_io::open_read(rustix::fs::CWD, proc_path.as_slice());
+            found.hold(
+                key,
+                Holder::BindMount {
+                    path,
+                    mnt_ns: Some(mnt_ns),
+                    usual,
+                },
+                open,
+            );
+        }
+    }
+
+    // Mount namespaces without a task: the kernel's list of them.
+    let own = match super::procfs_io::open_read(rustix::fs::CWD, "/proc/self/ns/mnt") {
+        Ok(fd) => fd,
+        Err(err) => {
+            return found.note(format!(
+                "mounts: mountinfo of {read} mount namespaces; own mount namespace unreadable: {err}"
+            ));
+        }
+    };
+    let all = match all_mount_namespaces(own.as_fd()) {
+        Ok(all) => all,
+        Err(err) => {
+            return found.note(format!(
+                "mounts: mountinfo of {read} mount namespaces; mount namespaces without a task are not listed \
+                 (NS_MNT_GET_NEXT: {err}; needs Linux 6.12+ and root)"
+            ));
+        }
+    };
+    let mut orphans = 0usize;
+    for (fd, mnt_ns_id) in all {
+        let Ok(key) = crate::nsfs::key_of(fd.as_fd(), Some(NsType::Mnt)) else {
+            continue;
+        };
+        if readers.contains_key(&key.inode) {
+            continue;
+        }
+        orphans += 1;
+        let mounts = match listmount_nsfs(mnt_ns_id) {
+            Ok(mounts) => Ok(mounts),
+            Err(err) => {
+                log::debug!("listmount of {key} failed ({err}); entering it instead");
+                nsfs_mounts_by_entering(fd.as_fd())
+            }
+        };
+        let entry = found.see_fd(key, fd);
+        entry.kernel_listed = true;
+        match mounts {
+            Ok(mounts) => {
+                for m in mounts {
+                    let Some(ty) = NsType::from_name(&m.ns_type) else {
+                        continue;
+                    };
+                    let target = NsKey { ty, inode: m.ns_inode };
+                    let path = String::from_utf8_lossy(&m.mount_point).into_owned();
+                    let usual = is_usual_pin_path(&path);
+                    // NOTE: a namespace mounted only inside a mount namespace
+                    // without a task cannot be opened by path from here, so
+                    // its id and relations stay unknown unless another holder
+                    // reveals it.
+                    found.hold(
+                        target,
+                        Holder::BindMount {
+                            path,
+                            mnt_ns: Some(key),
+                            usual,
+                        },
+                        super::no_open,
+                    );
+                }
+            }
+            Err(err) => found
+                .problems
+                .record("mounts of a mount namespace without a task", 0, &err),
+        }
+    }
+    found.note(format!(
+        "mounts: mountinfo of {read} mount namespaces, {orphans} mount namespaces without a task via NS_MNT_GET_NEXT"
+    ));
 }
 
 #[cfg(test)]
@@ -1174,46 +1254,19 @@ mod tests {
     fn parse_counts_malformed_lines() {
         let cases: &[(&str, &[u8])] = &[
             ("too few fields", b"46 45 0:4 net:[1] /a rw - nsfs\n"),
-            (
-                "no separator",
-                b"46 45 0:4 net:[1] /a rw shared:1 nsfs nsfs rw extra\n",
-            ),
-            (
-                "separator too early",
-                b"46 45 0:4 net:[1] - rw x nsfs nsfs rw\n",
-            ),
-            (
-                "mount id not a number",
-                b"x6 45 0:4 net:[1] /a rw - nsfs nsfs rw\n",
-            ),
-            (
-                "signed mount id",
-                b"+46 45 0:4 net:[1] /a rw - nsfs nsfs rw\n",
-            ),
-            (
-                "parent id not a number",
-                b"46 4x 0:4 net:[1] /a rw - nsfs nsfs rw\n",
-            ),
-            (
-                "device without colon",
-                b"46 45 04 net:[1] /a rw - nsfs nsfs rw\n",
-            ),
-            (
-                "nsfs root without brackets",
-                b"46 45 0:4 net:1 /a rw - nsfs nsfs rw\n",
-            ),
-            (
-                "nsfs root without type",
-                b"46 45 0:4 :[1] /a rw - nsfs nsfs rw\n",
-            ),
+            ("no separator", b"46 45 0:4 net:[1] /a rw shared:1 nsfs nsfs rw extra\n"),
+            ("separator too early", b"46 45 0:4 net:[1] - rw x nsfs nsfs rw\n"),
+            ("mount id not a number", b"x6 45 0:4 net:[1] /a rw - nsfs nsfs rw\n"),
+            ("signed mount id", b"+46 45 0:4 net:[1] /a rw - nsfs nsfs rw\n"),
+            ("parent id not a number", b"46 4x 0:4 net:[1] /a rw - nsfs nsfs rw\n"),
+            ("device without colon", b"46 45 04 net:[1] /a rw - nsfs nsfs rw\n"),
+            ("nsfs root without brackets", b"46 45 0:4 net:1 /a rw - nsfs nsfs rw\n"),
+            ("nsfs root without type", b"46 45 0:4 :[1] /a rw - nsfs nsfs rw\n"),
             (
                 "nsfs root with bad inode",
                 b"46 45 0:4 net:[12a] /a rw - nsfs nsfs rw\n",
             ),
-            (
-                "nsfs root unterminated",
-                b"46 45 0:4 net:[12 /a rw - nsfs nsfs rw\n",
-            ),
+            ("nsfs root unterminated", b"46 45 0:4 net:[12 /a rw - nsfs nsfs rw\n"),
             (
                 "nsfs root with upper case type",
                 b"46 45 0:4 NET:[12] /a rw - nsfs nsfs rw\n",
@@ -1337,102 +1390,4 @@ mod tests {
 
         assert!(error.to_string().contains("without a status"), "{error}");
     }
-}
-
-// ---- The mount source: nsfs bind mounts of every mount namespace ----
-
-/// Finds nsfs bind mounts in every mount namespace: through the mountinfo of
-/// one task per mount namespace, then, for mount namespaces that no task is
-/// in, through `NS_MNT_GET_NEXT` with `listmount`/`statmount` (or by entering
-/// them in a child process on kernels without `listmount`).
-pub fn scan(found: &mut super::Found) {
-    use std::collections::BTreeMap;
-    use std::os::fd::AsFd;
-
-    use crate::inventory::is_usual_pin_path;
-    use crate::model::{Holder, NsKey, NsType};
-
-    // One process per mount namespace is enough: they all see the same mounts.
-    let mut readers: BTreeMap<u64, i32> = BTreeMap::new();
-    for task in found.tasks.iter().filter(|t| t.is_leader() && !t.zombie) {
-        let mnt = task.links.member[NsType::Mnt.index()];
-        if mnt != 0 {
-            readers.entry(mnt).or_insert(task.pid);
-        }
-    }
-    let mut read = 0usize;
-    for (&mnt_inode, &pid) in &readers {
-        let mounts = match read_nsfs_mounts(pid) {
-            Ok(mounts) => mounts,
-            Err(err) => {
-                found.problems.record("mountinfo", pid, &err);
-                continue;
-            }
-        };
-        read += 1;
-        let mnt_ns = NsKey { ty: NsType::Mnt, inode: mnt_inode };
-        for m in mounts {
-            let Some(ty) = NsType::from_name(&m.ns_type) else { continue };
-            let key = NsKey { ty, inode: m.ns_inode };
-            let path = String::from_utf8_lossy(&m.mount_point).into_owned();
-            let usual = is_usual_pin_path(&path);
-            // The mount point is relative to the task's root; /proc/PID/root
-            // resolves it in that task's mount namespace.
-            let mut proc_path = format!("/proc/{pid}/root").into_bytes();
-            proc_path.extend_from_slice(&m.mount_point);
-            let open = || super::procfs_io::open_read(rustix::fs::CWD, proc_path.as_slice());
-            found.hold(key, Holder::BindMount { path, mnt_ns: Some(mnt_ns), usual }, open);
-        }
-    }
-
-    // Mount namespaces without a task: the kernel's list of them.
-    let own = match super::procfs_io::open_read(rustix::fs::CWD, "/proc/self/ns/mnt") {
-        Ok(fd) => fd,
-        Err(err) => return found.note(format!("mounts: mountinfo of {read} mount namespaces; own mount namespace unreadable: {err}")),
-    };
-    let all = match all_mount_namespaces(own.as_fd()) {
-        Ok(all) => all,
-        Err(err) => {
-            return found.note(format!(
-                "mounts: mountinfo of {read} mount namespaces; mount namespaces without a task are not listed \
-                 (NS_MNT_GET_NEXT: {err}; needs Linux 6.12+ and root)"
-            ));
-        }
-    };
-    let mut orphans = 0usize;
-    for (fd, mnt_ns_id) in all {
-        let Ok(key) = crate::nsfs::key_of(fd.as_fd(), Some(NsType::Mnt)) else { continue };
-        if readers.contains_key(&key.inode) {
-            continue;
-        }
-        orphans += 1;
-        let mounts = match listmount_nsfs(mnt_ns_id) {
-            Ok(mounts) => Ok(mounts),
-            Err(err) => {
-                log::debug!("listmount of {key} failed ({err}); entering it instead");
-                nsfs_mounts_by_entering(fd.as_fd())
-            }
-        };
-        let entry = found.see_fd(key, fd);
-        entry.kernel_listed = true;
-        match mounts {
-            Ok(mounts) => {
-                for m in mounts {
-                    let Some(ty) = NsType::from_name(&m.ns_type) else { continue };
-                    let target = NsKey { ty, inode: m.ns_inode };
-                    let path = String::from_utf8_lossy(&m.mount_point).into_owned();
-                    let usual = is_usual_pin_path(&path);
-                    // NOTE: a namespace mounted only inside a mount namespace
-                    // without a task cannot be opened by path from here, so
-                    // its id and relations stay unknown unless another holder
-                    // reveals it.
-                    found.hold(target, Holder::BindMount { path, mnt_ns: Some(key), usual }, super::no_open);
-                }
-            }
-            Err(err) => found.problems.record("mounts of a mount namespace without a task", 0, &err),
-        }
-    }
-    found.note(format!(
-        "mounts: mountinfo of {read} mount namespaces, {orphans} mount namespaces without a task via NS_MNT_GET_NEXT"
-    ));
 }

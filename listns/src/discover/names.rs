@@ -24,7 +24,9 @@ pub fn scan(found: &mut Found) {
         ) else {
             continue;
         };
-        let Ok(entries) = rustix::fs::Dir::read_from(&dir) else { continue };
+        let Ok(entries) = rustix::fs::Dir::read_from(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let Ok(name) = entry.file_name().to_str() else { continue };
             if name == "." || name == ".." {
@@ -32,11 +34,16 @@ pub fn scan(found: &mut Found) {
             }
             let name = name.to_owned();
             // An unmounted leftover file is a regular file on another device.
-            let Ok(st) = rustix::fs::statat(dir.as_fd(), name.as_str(), rustix::fs::AtFlags::empty()) else { continue };
+            let Ok(st) = rustix::fs::statat(dir.as_fd(), name.as_str(), rustix::fs::AtFlags::empty()) else {
+                continue;
+            };
             if st.st_dev != nsfs_dev {
                 continue;
             }
-            let key = NsKey { ty: NsType::Net, inode: st.st_ino };
+            let key = NsKey {
+                ty: NsType::Net,
+                inode: st.st_ino,
+            };
             let entry = found.see(key, || open_read(&dir, &name));
             if !entry.names.contains(&name) {
                 entry.names.push(name);

@@ -13,9 +13,7 @@ use std::time::Duration;
 
 use rustix::net::netlink::SocketAddrNetlink;
 use rustix::net::sockopt::{Timeout, set_socket_timeout};
-use rustix::net::{
-    AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType, recv, sendto, socket_with,
-};
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType, recv, sendto, socket_with};
 
 /// `NLMSG_ERROR`: the payload is a `struct nlmsgerr` with a negative errno.
 const NLMSG_ERROR: u16 = 2;
@@ -67,28 +65,11 @@ impl NetnsIdQuery {
     /// under a seccomp filter that blocks netlink sockets.
     pub fn new() -> io::Result<Self> {
         // `None` selects protocol 0, which is NETLINK_ROUTE.
-        let socket = socket_with(
-            AddressFamily::NETLINK,
-            SocketType::RAW,
-            SocketFlags::CLOEXEC,
-            None,
-        )
-        .map_err(|errno| {
-            with_context(
-                errno.into(),
-                "failed to open a NETLINK_ROUTE socket for RTM_GETNSID",
-            )
-        })?;
-        set_socket_timeout(&socket, Timeout::Recv, Some(REPLY_TIMEOUT)).map_err(|errno| {
-            with_context(
-                errno.into(),
-                "failed to set SO_RCVTIMEO on the NETLINK_ROUTE socket",
-            )
-        })?;
-        Ok(Self {
-            socket,
-            sequence: 0,
-        })
+        let socket = socket_with(AddressFamily::NETLINK, SocketType::RAW, SocketFlags::CLOEXEC, None)
+            .map_err(|errno| with_context(errno.into(), "failed to open a NETLINK_ROUTE socket for RTM_GETNSID"))?;
+        set_socket_timeout(&socket, Timeout::Recv, Some(REPLY_TIMEOUT))
+            .map_err(|errno| with_context(errno.into(), "failed to set SO_RCVTIMEO on the NETLINK_ROUTE socket"))?;
+        Ok(Self { socket, sequence: 0 })
     }
 
     /// Returns the id assigned to `netns` in the caller's network namespace, or None when none is assigned.
@@ -111,12 +92,8 @@ impl NetnsIdQuery {
 
         // Port id 0 addresses the kernel.
         let kernel = SocketAddrNetlink::new(0, 0);
-        sendto(&self.socket, &request, SendFlags::empty(), &kernel).map_err(|errno| {
-            with_context(
-                errno.into(),
-                &format!("failed to send RTM_GETNSID for fd {fd}"),
-            )
-        })?;
+        sendto(&self.socket, &request, SendFlags::empty(), &kernel)
+            .map_err(|errno| with_context(errno.into(), &format!("failed to send RTM_GETNSID for fd {fd}")))?;
 
         let mut buffer = [0u8; RECEIVE_BUFFER_LEN];
         loop {
@@ -242,9 +219,7 @@ fn parse_error(payload: &[u8]) -> io::Result<Reply> {
     if error == 0 {
         // An acknowledgement without data. The request does not set
         // NLM_F_ACK, so this only comes from a kernel that ignored it.
-        return Err(malformed(
-            "kernel acknowledged RTM_GETNSID without returning an id",
-        ));
+        return Err(malformed("kernel acknowledged RTM_GETNSID without returning an id"));
     }
     Ok(Reply::Errno(error.saturating_neg()))
 }
@@ -264,10 +239,7 @@ fn parse_newnsid(payload: &[u8]) -> io::Result<Option<i32>> {
 
         if attribute_type == NETNSA_NSID {
             if value.len() != 4 {
-                return Err(malformed(&format!(
-                    "NETNSA_NSID has {} bytes, expected 4",
-                    value.len()
-                )));
+                return Err(malformed(&format!("NETNSA_NSID has {} bytes, expected 4", value.len())));
             }
             let id = read_u32(value, 0) as i32;
             return Ok((id != NETNSA_NSID_NOT_ASSIGNED).then_some(id));
@@ -300,6 +272,32 @@ fn malformed(detail: &str) -> io::Error {
 /// Prefixes `error` with `context`, keeping its kind so callers can still match on it.
 fn with_context(error: io::Error, context: &str) -> io::Error {
     io::Error::new(error.kind(), format!("{context}: {error}"))
+}
+
+/// Looks up the netns id of every network namespace that has an open fd.
+pub fn scan(found: &mut super::Found) {
+    use std::os::fd::AsFd;
+
+    use crate::model::NsType;
+
+    let mut query = match NetnsIdQuery::new() {
+        Ok(query) => query,
+        Err(err) => return found.note(format!("netns ids: not read: {err}")),
+    };
+    let mut failed = 0usize;
+    for (key, entry) in found.namespaces.iter_mut().filter(|(k, _)| k.ty == NsType::Net) {
+        let Some(fd) = entry.fd.as_ref() else { continue };
+        match query.id_of(fd.as_fd()) {
+            Ok(id) => entry.netnsid = id,
+            Err(err) => {
+                failed += 1;
+                log::debug!("RTM_GETNSID for {key} failed: {err}");
+            }
+        }
+    }
+    if failed > 0 {
+        found.note(format!("netns ids: {failed} lookups failed"));
+    }
 }
 
 #[cfg(test)]
@@ -439,22 +437,13 @@ mod tests {
 
     #[test]
     fn reply_parsing_cases() {
-        assert_eq!(
-            parse_reply(&newnsid_reply(5, 3), 5).unwrap(),
-            Reply::Nsid(Some(3))
-        );
-        assert_eq!(
-            parse_reply(&newnsid_reply(5, 0), 5).unwrap(),
-            Reply::Nsid(Some(0))
-        );
+        assert_eq!(parse_reply(&newnsid_reply(5, 3), 5).unwrap(), Reply::Nsid(Some(3)));
+        assert_eq!(parse_reply(&newnsid_reply(5, 0), 5).unwrap(), Reply::Nsid(Some(0)));
         assert_eq!(
             parse_reply(&newnsid_reply(5, NETNSA_NSID_NOT_ASSIGNED), 5).unwrap(),
             Reply::Nsid(None)
         );
-        assert_eq!(
-            parse_reply(&newnsid_reply(4, 3), 5).unwrap(),
-            Reply::Pending
-        );
+        assert_eq!(parse_reply(&newnsid_reply(4, 3), 5).unwrap(), Reply::Pending);
         assert_eq!(
             parse_reply(&error_reply(5, -libc::EBADF), 5).unwrap(),
             Reply::Errno(libc::EBADF)
@@ -509,12 +498,7 @@ mod tests {
             .filter(|(_, name)| *name == netns.name)
             .map(|(id, _)| id)
             .collect();
-        assert_eq!(
-            listed.len(),
-            1,
-            "ip netns list-id entries for {}",
-            netns.name
-        );
+        assert_eq!(listed.len(), 1, "ip netns list-id entries for {}", netns.name);
         let file = netns.open();
 
         let mut query = NetnsIdQuery::new().unwrap();
@@ -540,16 +524,8 @@ mod tests {
 
         let mut query = NetnsIdQuery::new().unwrap();
         for round in 0..50 {
-            assert_eq!(
-                query.id_of(with_id_file.as_fd()).unwrap(),
-                Some(id),
-                "round {round}"
-            );
-            assert_eq!(
-                query.id_of(without_id_file.as_fd()).unwrap(),
-                None,
-                "round {round}"
-            );
+            assert_eq!(query.id_of(with_id_file.as_fd()).unwrap(), Some(id), "round {round}");
+            assert_eq!(query.id_of(without_id_file.as_fd()).unwrap(), None, "round {round}");
         }
     }
 
@@ -594,31 +570,5 @@ mod tests {
         let netns = TestNetns::create();
         let file = netns.open();
         assert_eq!(query.id_of(file.as_fd()).unwrap(), None);
-    }
-}
-
-/// Looks up the netns id of every network namespace that has an open fd.
-pub fn scan(found: &mut super::Found) {
-    use std::os::fd::AsFd;
-
-    use crate::model::NsType;
-
-    let mut query = match NetnsIdQuery::new() {
-        Ok(query) => query,
-        Err(err) => return found.note(format!("netns ids: not read: {err}")),
-    };
-    let mut failed = 0usize;
-    for (key, entry) in found.namespaces.iter_mut().filter(|(k, _)| k.ty == NsType::Net) {
-        let Some(fd) = entry.fd.as_ref() else { continue };
-        match query.id_of(fd.as_fd()) {
-            Ok(id) => entry.netnsid = id,
-            Err(err) => {
-                failed += 1;
-                log::debug!("RTM_GETNSID for {key} failed: {err}");
-            }
-        }
-    }
-    if failed > 0 {
-        found.note(format!("netns ids: {failed} lookups failed"));
     }
 }

@@ -20,7 +20,12 @@ pub fn open_dir(dir: impl AsFd, path: &str) -> io::Result<OwnedFd> {
 
 /// Opens a file below `dir` for reading.
 pub fn open_read(dir: impl AsFd, path: impl rustix::path::Arg) -> io::Result<OwnedFd> {
-    Ok(rustix::fs::openat(dir, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?)
+    Ok(rustix::fs::openat(
+        dir,
+        path,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
 }
 
 /// Reads a whole file below `dir` into `buf`, replacing its contents.

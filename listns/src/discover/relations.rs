@@ -23,11 +23,15 @@ pub fn resolve(found: &mut Found) -> bool {
         if !done.insert(key) {
             continue;
         }
-        let Some(entry) = found.namespaces.get(&key) else { continue };
+        let Some(entry) = found.namespaces.get(&key) else {
+            continue;
+        };
         if entry.resolved {
             continue;
         }
-        let Some(fd) = entry.fd.as_ref().map(|f| f.as_fd()) else { continue };
+        let Some(fd) = entry.fd.as_ref().map(|f| f.as_fd()) else {
+            continue;
+        };
 
         let id = if have_ids {
             match nsfs::namespace_id(fd) {
@@ -45,7 +49,11 @@ pub fn resolve(found: &mut Found) -> bool {
         } else {
             None
         };
-        let owner_uid = if key.ty == NsType::User { nsfs::owner_uid(fd).ok() } else { None };
+        let owner_uid = if key.ty == NsType::User {
+            nsfs::owner_uid(fd).ok()
+        } else {
+            None
+        };
         let owner = related(key, nsfs::owner_userns(fd), NsType::User);
         let parent = if matches!(key.ty, NsType::Pid | NsType::User) {
             related(key, nsfs::parent(fd), key.ty)

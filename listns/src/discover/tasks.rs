@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::procfs_io::{numeric_entries, open_dir, open_read, read_file, read_link};
 use super::{Found, containers};
-use crate::problems::Problems;
 use crate::model::{Holder, NsKey, NsType, Task, TaskLink, TaskLinks};
 use crate::nsfs;
+use crate::problems::Problems;
 
 /// `PF_KTHREAD` in the flags field of `/proc/PID/stat`.
 const PF_KTHREAD: u32 = 0x0020_0000;
@@ -53,7 +53,8 @@ pub struct StatInfo {
 /// Parses `/proc/PID/stat`. A kernel thread has `PF_KTHREAD` in its flags; a
 /// zombie is in state `Z` (or `X` while it is being reaped).
 pub fn parse_stat(text: &[u8]) -> io::Result<StatInfo> {
-    let stat = procfs::process::Stat::from_read(text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    let stat = procfs::process::Stat::from_read(text)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     Ok(StatInfo {
         comm: stat.comm,
         ppid: stat.ppid,
@@ -72,7 +73,11 @@ struct Worker {
 
 impl Worker {
     fn new() -> Worker {
-        Worker { file: Vec::with_capacity(4096), link: [0; 256], problems: Problems::default() }
+        Worker {
+            file: Vec::with_capacity(4096),
+            link: [0; 256],
+            problems: Problems::default(),
+        }
     }
 }
 
@@ -104,7 +109,9 @@ pub fn scan(found: &mut Found, defaults: &Defaults) -> io::Result<()> {
     let proc = open_dir(rustix::fs::CWD, "/proc")?;
     let pids = numeric_entries(&proc, ".")?;
 
-    let processes = parallel(&pids, found, |&pid, worker| read_process(proc.as_fd(), pid, defaults, worker));
+    let processes = parallel(&pids, found, |&pid, worker| {
+        read_process(proc.as_fd(), pid, defaults, worker)
+    });
     let mut batches = Vec::new();
     for (raw, rest) in processes.into_iter().flatten() {
         for task in raw {
@@ -112,7 +119,9 @@ pub fn scan(found: &mut Found, defaults: &Defaults) -> io::Result<()> {
         }
         batches.extend(rest);
     }
-    let threads = parallel(&batches, found, |batch, worker| read_threads(proc.as_fd(), batch, worker));
+    let threads = parallel(&batches, found, |batch, worker| {
+        read_threads(proc.as_fd(), batch, worker)
+    });
     for task in threads.into_iter().flatten() {
         record(found, task);
     }
@@ -152,7 +161,12 @@ fn parallel<T: Sync, R: Send>(items: &[T], found: &mut Found, read: impl Fn(&T, 
 
 /// Reads one process: its leader, its first threads, and the batches of
 /// threads left for the second pass.
-fn read_process(proc: BorrowedFd<'_>, pid: i32, defaults: &Defaults, worker: &mut Worker) -> Option<(Vec<RawTask>, Vec<ThreadBatch>)> {
+fn read_process(
+    proc: BorrowedFd<'_>,
+    pid: i32,
+    defaults: &Defaults,
+    worker: &mut Worker,
+) -> Option<(Vec<RawTask>, Vec<ThreadBatch>)> {
     let dir = match open_dir(proc, &pid.to_string()) {
         Ok(dir) => dir,
         Err(err) => {
@@ -181,7 +195,11 @@ fn read_process(proc: BorrowedFd<'_>, pid: i32, defaults: &Defaults, worker: &mu
     };
 
     let (links, pending_pid_ns) = read_links(dir.as_fd(), pid, pid, stat.zombie, worker);
-    let cmdline = if stat.kthread || stat.zombie { Vec::new() } else { read_cmdline(&dir, &mut worker.file) };
+    let cmdline = if stat.kthread || stat.zombie {
+        Vec::new()
+    } else {
+        read_cmdline(&dir, &mut worker.file)
+    };
     // Containers are looked up only for processes outside the default
     // namespaces; a process with the host's namespaces is not containerised.
     let container = if defaults.differs(&links) {
@@ -212,9 +230,18 @@ fn read_process(proc: BorrowedFd<'_>, pid: i32, defaults: &Defaults, worker: &mu
     }
     let batches = later
         .chunks(THREAD_BATCH)
-        .map(|tids| ThreadBatch { leader: leader.clone(), tids: tids.to_vec() })
+        .map(|tids| ThreadBatch {
+            leader: leader.clone(),
+            tids: tids.to_vec(),
+        })
         .collect();
-    raw.insert(0, RawTask { task: leader, pending_pid_ns });
+    raw.insert(
+        0,
+        RawTask {
+            task: leader,
+            pending_pid_ns,
+        },
+    );
     Some((raw, batches))
 }
 
@@ -227,7 +254,11 @@ fn read_threads(proc: BorrowedFd<'_>, batch: &ThreadBatch, worker: &mut Worker) 
             return Vec::new();
         }
     };
-    batch.tids.iter().map(|&tid| read_thread(dir.as_fd(), &batch.leader, tid, worker)).collect()
+    batch
+        .tids
+        .iter()
+        .map(|&tid| read_thread(dir.as_fd(), &batch.leader, tid, worker))
+        .collect()
 }
 
 /// Reads one non-leader thread. Its own name is read only where its
@@ -273,7 +304,13 @@ fn read_cmdline(dir: &OwnedFd, buf: &mut Vec<u8>) -> Vec<String> {
 /// Where `pid_for_children` gives ENOENT on a live task, the task unshared
 /// CLONE_NEWPID and has not forked yet: the pidfd ioctl opens that pending
 /// namespace.
-fn read_links(process: BorrowedFd<'_>, pid: i32, tid: i32, zombie: bool, worker: &mut Worker) -> (TaskLinks, Option<OwnedFd>) {
+fn read_links(
+    process: BorrowedFd<'_>,
+    pid: i32,
+    tid: i32,
+    zombie: bool,
+    worker: &mut Worker,
+) -> (TaskLinks, Option<OwnedFd>) {
     let mut links = TaskLinks::default();
     let ns_dir = match open_dir(process, &format!("task/{tid}/ns")) {
         Ok(dir) => dir,
@@ -323,7 +360,10 @@ fn read_links(process: BorrowedFd<'_>, pid: i32, tid: i32, zombie: bool, worker:
 /// seen for the first time is opened through the task's link, to read its
 /// id and relations later.
 fn record(found: &mut Found, raw: RawTask) {
-    let RawTask { mut task, pending_pid_ns } = raw;
+    let RawTask {
+        mut task,
+        pending_pid_ns,
+    } = raw;
     let (pid, tid) = (task.pid, task.tid);
     for (name, slot) in LINKS {
         let inode = match slot {
@@ -337,26 +377,58 @@ fn record(found: &mut Found, raw: RawTask) {
             Slot::TimeForChildren => NsType::Time,
         };
         if inode != 0 {
-            found.see(NsKey { ty, inode }, || open_read(rustix::fs::CWD, format!("/proc/{pid}/task/{tid}/ns/{name}").as_str()));
+            found.see(NsKey { ty, inode }, || {
+                open_read(rustix::fs::CWD, format!("/proc/{pid}/task/{tid}/ns/{name}").as_str())
+            });
         }
     }
     // `*_for_children` links that differ from the task's own namespace hold
     // a namespace that may have no member yet.
     let links = task.links;
     if links.pid_for_children != 0 && links.pid_for_children != links.member[NsType::Pid.index()] {
-        let key = NsKey { ty: NsType::Pid, inode: links.pid_for_children };
-        found.hold(key, Holder::Task { pid, tid, link: TaskLink::PidForChildren }, super::no_open);
+        let key = NsKey {
+            ty: NsType::Pid,
+            inode: links.pid_for_children,
+        };
+        found.hold(
+            key,
+            Holder::Task {
+                pid,
+                tid,
+                link: TaskLink::PidForChildren,
+            },
+            super::no_open,
+        );
     }
     if links.time_for_children != 0 && links.time_for_children != links.member[NsType::Time.index()] {
-        let key = NsKey { ty: NsType::Time, inode: links.time_for_children };
-        found.hold(key, Holder::Task { pid, tid, link: TaskLink::TimeForChildren }, super::no_open);
+        let key = NsKey {
+            ty: NsType::Time,
+            inode: links.time_for_children,
+        };
+        found.hold(
+            key,
+            Holder::Task {
+                pid,
+                tid,
+                link: TaskLink::TimeForChildren,
+            },
+            super::no_open,
+        );
     }
     if let Some(fd) = pending_pid_ns {
         match nsfs::key_of(fd.as_fd(), Some(NsType::Pid)) {
             Ok(key) => {
                 task.links.pid_for_children = key.inode;
                 found.see_fd(key, fd);
-                found.hold(key, Holder::Task { pid, tid, link: TaskLink::PendingPidForChildren }, super::no_open);
+                found.hold(
+                    key,
+                    Holder::Task {
+                        pid,
+                        tid,
+                        link: TaskLink::PendingPidForChildren,
+                    },
+                    super::no_open,
+                );
             }
             Err(err) => found.problems.record("pending pid namespace", pid, &err),
         }

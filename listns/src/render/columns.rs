@@ -29,31 +29,152 @@ fn opt<T: ToString>(value: Option<T>) -> String {
 
 /// Every column, in the default order.
 pub const COLUMNS: &[Column] = &[
-    Column { name: "NS", help: "namespace inode number", right_align: true, default: true, value: |r| r.ns.key.inode.to_string() },
-    Column { name: "TYPE", help: "namespace type (cgroup, ipc, mnt, net, pid, time, user, uts)", right_align: false, default: true, value: |r| r.ns.key.ty.name().to_string() },
-    Column { name: "ID", help: "64-bit namespace id (NS_GET_ID, Linux 6.18+), never reused", right_align: true, default: true, value: |r| opt(r.ns.id) },
-    Column { name: "NPROCS", help: "number of processes in the namespace", right_align: true, default: true, value: |r| r.ns.pids(&r.inventory.tasks).len().to_string() },
-    Column { name: "NTASKS", help: "number of tasks (threads) in the namespace", right_align: true, default: false, value: |r| r.ns.tasks.len().to_string() },
-    Column { name: "PID", help: "lowest PID in the namespace", right_align: true, default: true, value: |r| opt(r.first.map(|t| t.pid)) },
-    Column { name: "PPID", help: "parent PID of that process", right_align: true, default: false, value: |r| opt(r.first.map(|t| t.ppid)) },
-    Column { name: "UID", help: "effective UID of that process", right_align: true, default: false, value: |r| opt(r.first.and_then(|t| t.uid)) },
-    Column { name: "USER", help: "user name of that process", right_align: false, default: true, value: |r| {
-        r.first.and_then(|t| t.uid).map(|uid| super::user_name(uid).unwrap_or_else(|| uid.to_string())).unwrap_or_default()
-    } },
-    Column { name: "STATE", help: "default, in_use, pinned (no task, held by something usual) or hidden (held outside the usual places)", right_align: false, default: false, value: |r| r.ns.state.name().to_string() },
-    Column { name: "HOLDERS", help: "what holds the namespace besides its tasks: bind mounts, fds, sockets, child namespaces", right_align: false, default: true, value: |r| holders(&r.ns.holders) },
-    Column { name: "NETNSID", help: "network namespace id assigned in this tool's network namespace", right_align: true, default: false, value: |r| opt(r.ns.netnsid) },
-    Column { name: "NAME", help: "ip netns names of a network namespace", right_align: false, default: false, value: |r| r.ns.names.join(",") },
-    Column { name: "NSFS", help: "paths where the namespace is bind-mounted", right_align: false, default: false, value: |r| {
-        let paths: Vec<&str> = r.ns.holders.iter().filter_map(|h| match h { Holder::BindMount { path, .. } => Some(path.as_str()), _ => None }).collect();
-        paths.join(",")
-    } },
-    Column { name: "PNS", help: "parent namespace inode (pid and user namespaces)", right_align: true, default: false, value: |r| opt(r.ns.parent.map(|k| k.inode)) },
-    Column { name: "ONS", help: "owning user namespace inode", right_align: true, default: false, value: |r| opt(r.ns.owner.map(|k| k.inode)) },
-    Column { name: "CONTAINER", help: "container runtime and id of that process", right_align: false, default: false, value: |r| {
-        r.first.and_then(|t| t.container.as_ref()).map(|c| format!("{}:{}", c.runtime.name(), c.id)).unwrap_or_default()
-    } },
-    Column { name: "COMMAND", help: "command line of that process", right_align: false, default: true, value: |r| r.first.map(super::command).unwrap_or_default() },
+    Column {
+        name: "NS",
+        help: "namespace inode number",
+        right_align: true,
+        default: true,
+        value: |r| r.ns.key.inode.to_string(),
+    },
+    Column {
+        name: "TYPE",
+        help: "namespace type (cgroup, ipc, mnt, net, pid, time, user, uts)",
+        right_align: false,
+        default: true,
+        value: |r| r.ns.key.ty.name().to_string(),
+    },
+    Column {
+        name: "ID",
+        help: "64-bit namespace id (NS_GET_ID, Linux 6.18+), never reused",
+        right_align: true,
+        default: true,
+        value: |r| opt(r.ns.id),
+    },
+    Column {
+        name: "NPROCS",
+        help: "number of processes in the namespace",
+        right_align: true,
+        default: true,
+        value: |r| r.ns.pids(&r.inventory.tasks).len().to_string(),
+    },
+    Column {
+        name: "NTASKS",
+        help: "number of tasks (threads) in the namespace",
+        right_align: true,
+        default: false,
+        value: |r| r.ns.tasks.len().to_string(),
+    },
+    Column {
+        name: "PID",
+        help: "lowest PID in the namespace",
+        right_align: true,
+        default: true,
+        value: |r| opt(r.first.map(|t| t.pid)),
+    },
+    Column {
+        name: "PPID",
+        help: "parent PID of that process",
+        right_align: true,
+        default: false,
+        value: |r| opt(r.first.map(|t| t.ppid)),
+    },
+    Column {
+        name: "UID",
+        help: "effective UID of that process",
+        right_align: true,
+        default: false,
+        value: |r| opt(r.first.and_then(|t| t.uid)),
+    },
+    Column {
+        name: "USER",
+        help: "user name of that process",
+        right_align: false,
+        default: true,
+        value: |r| {
+            r.first
+                .and_then(|t| t.uid)
+                .map(|uid| super::user_name(uid).unwrap_or_else(|| uid.to_string()))
+                .unwrap_or_default()
+        },
+    },
+    Column {
+        name: "STATE",
+        help: "default, in_use, pinned (no task, held by something usual) or hidden (held outside the usual places)",
+        right_align: false,
+        default: false,
+        value: |r| r.ns.state.name().to_string(),
+    },
+    Column {
+        name: "HOLDERS",
+        help: "what holds the namespace besides its tasks: bind mounts, fds, sockets, child namespaces",
+        right_align: false,
+        default: true,
+        value: |r| holders(&r.ns.holders),
+    },
+    Column {
+        name: "NETNSID",
+        help: "network namespace id assigned in this tool's network namespace",
+        right_align: true,
+        default: false,
+        value: |r| opt(r.ns.netnsid),
+    },
+    Column {
+        name: "NAME",
+        help: "ip netns names of a network namespace",
+        right_align: false,
+        default: false,
+        value: |r| r.ns.names.join(","),
+    },
+    Column {
+        name: "NSFS",
+        help: "paths where the namespace is bind-mounted",
+        right_align: false,
+        default: false,
+        value: |r| {
+            let paths: Vec<&str> =
+                r.ns.holders
+                    .iter()
+                    .filter_map(|h| match h {
+                        Holder::BindMount { path, .. } => Some(path.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+            paths.join(",")
+        },
+    },
+    Column {
+        name: "PNS",
+        help: "parent namespace inode (pid and user namespaces)",
+        right_align: true,
+        default: false,
+        value: |r| opt(r.ns.parent.map(|k| k.inode)),
+    },
+    Column {
+        name: "ONS",
+        help: "owning user namespace inode",
+        right_align: true,
+        default: false,
+        value: |r| opt(r.ns.owner.map(|k| k.inode)),
+    },
+    Column {
+        name: "CONTAINER",
+        help: "container runtime and id of that process",
+        right_align: false,
+        default: false,
+        value: |r| {
+            r.first
+                .and_then(|t| t.container.as_ref())
+                .map(|c| format!("{}:{}", c.runtime.name(), c.id))
+                .unwrap_or_default()
+        },
+    },
+    Column {
+        name: "COMMAND",
+        help: "command line of that process",
+        right_align: false,
+        default: true,
+        value: |r| r.first.map(super::command).unwrap_or_default(),
+    },
 ];
 
 /// Describes holders in one cell, e.g. `bind mount /run/netns/c1; fd 4 of PID 812`.
@@ -90,7 +211,12 @@ pub fn defaults() -> Vec<&'static Column> {
 pub fn help_text() -> String {
     let mut text = String::from("Columns of the namespace table (-o):\n");
     for c in COLUMNS {
-        text.push_str(&format!("  {:<10} {}{}\n", c.name, c.help, if c.default { " (default)" } else { "" }));
+        text.push_str(&format!(
+            "  {:<10} {}{}\n",
+            c.name,
+            c.help,
+            if c.default { " (default)" } else { "" }
+        ));
     }
     text
 }

@@ -19,13 +19,20 @@ pub fn rfc3339(time: SystemTime) -> String {
 
 /// Writes the inventory, limited to `namespaces` and the tasks in them
 /// (`all_tasks` adds tasks whose namespaces could not be read).
-pub fn write(out: &mut impl Write, inventory: &Inventory, namespaces: &[&Namespace], all_tasks: bool) -> io::Result<()> {
+pub fn write(
+    out: &mut impl Write,
+    inventory: &Inventory,
+    namespaces: &[&Namespace],
+    all_tasks: bool,
+) -> io::Result<()> {
     let shown: std::collections::HashSet<NsKey> = namespaces.iter().map(|ns| ns.key).collect();
     let tasks: Vec<Value> = inventory
         .tasks
         .iter()
         .filter(|t| {
-            let member = NsType::ALL.into_iter().any(|ty| t.links.get(ty).is_some_and(|k| shown.contains(&k)));
+            let member = NsType::ALL
+                .into_iter()
+                .any(|ty| t.links.get(ty).is_some_and(|k| shown.contains(&k)));
             member || (all_tasks && t.links.member.iter().all(|&i| i == 0))
         })
         .map(task)

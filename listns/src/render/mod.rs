@@ -49,7 +49,13 @@ thread_local! {
 /// Returns the user name of a UID through the system's user database (NSS),
 /// cached per UID.
 pub fn user_name(uid: u32) -> Option<String> {
-    USER_NAMES.with(|cache| cache.borrow_mut().entry(uid).or_insert_with(|| lookup_user(uid)).clone())
+    USER_NAMES.with(|cache| {
+        cache
+            .borrow_mut()
+            .entry(uid)
+            .or_insert_with(|| lookup_user(uid))
+            .clone()
+    })
 }
 
 fn lookup_user(uid: u32) -> Option<String> {

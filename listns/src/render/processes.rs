@@ -34,10 +34,18 @@ pub fn write(out: &mut impl Write, inventory: &Inventory, namespaces: &[&Namespa
             _ => "",
         };
         for holder in &ns.holders {
-            rows.push(vec!["--".into(), name.clone(), cell(&format!("{holder}{state_tag}"), layout)]);
+            rows.push(vec![
+                "--".into(),
+                name.clone(),
+                cell(&format!("{holder}{state_tag}"), layout),
+            ]);
         }
         if ns.holders.is_empty() && ns.tasks.is_empty() {
-            rows.push(vec!["--".into(), name.clone(), cell(&format!("no visible holder{state_tag}"), layout)]);
+            rows.push(vec![
+                "--".into(),
+                name.clone(),
+                cell(&format!("no visible holder{state_tag}"), layout),
+            ]);
         }
         for (pid, text) in task_rows(inventory, ns) {
             rows.push(vec![pid.to_string(), name.clone(), cell(&text, layout)]);
@@ -58,7 +66,10 @@ fn task_rows(inventory: &Inventory, ns: &Namespace) -> Vec<(i32, String)> {
             rows.push((task.pid, with_tags(super::command(task), task)));
         } else if leader_pid != Some(task.pid) {
             let comm = task.comm.as_deref().unwrap_or("?");
-            rows.push((task.tid, with_tags(format!("thread {} of PID {}: {comm}", task.tid, task.pid), task)));
+            rows.push((
+                task.tid,
+                with_tags(format!("thread {} of PID {}: {comm}", task.tid, task.pid), task),
+            ));
         }
     }
     rows

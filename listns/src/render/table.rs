@@ -14,24 +14,43 @@ pub struct Layout {
 }
 
 /// Writes the namespace table for `namespaces` with `columns`.
-pub fn write(out: &mut impl Write, inventory: &Inventory, namespaces: &[&Namespace], columns: &[&Column], layout: Layout) -> io::Result<()> {
+pub fn write(
+    out: &mut impl Write,
+    inventory: &Inventory,
+    namespaces: &[&Namespace],
+    columns: &[&Column],
+    layout: Layout,
+) -> io::Result<()> {
     let cells: Vec<Vec<String>> = namespaces
         .iter()
         .map(|ns| {
-            let row = Row { inventory, ns, first: inventory.first_task(ns.key) };
+            let row = Row {
+                inventory,
+                ns,
+                first: inventory.first_task(ns.key),
+            };
             columns.iter().map(|c| cell(&(c.value)(&row), layout)).collect()
         })
         .collect();
     let header: Vec<String> = columns.iter().map(|c| c.name.to_string()).collect();
     let rows = (!layout.noheadings).then_some(&header).into_iter().chain(cells.iter());
-    write_rows(out, rows, &columns.iter().map(|c| c.right_align).collect::<Vec<_>>(), layout.raw)
+    write_rows(
+        out,
+        rows,
+        &columns.iter().map(|c| c.right_align).collect::<Vec<_>>(),
+        layout.raw,
+    )
 }
 
 /// Escapes one cell; `-` stands for an empty value in raw output so columns
 /// stay countable.
 pub fn cell(text: &str, layout: Layout) -> String {
     if layout.raw {
-        if text.is_empty() { "-".to_string() } else { escape_raw(text).into_owned() }
+        if text.is_empty() {
+            "-".to_string()
+        } else {
+            escape_raw(text).into_owned()
+        }
     } else {
         escape(text).into_owned()
     }
@@ -39,7 +58,12 @@ pub fn cell(text: &str, layout: Layout) -> String {
 
 /// Writes rows of escaped cells, aligned unless `raw`. The last column is
 /// never padded, so long command lines do not widen every row.
-pub fn write_rows<'a>(out: &mut impl Write, rows: impl Iterator<Item = &'a Vec<String>> + Clone, right_align: &[bool], raw: bool) -> io::Result<()> {
+pub fn write_rows<'a>(
+    out: &mut impl Write,
+    rows: impl Iterator<Item = &'a Vec<String>> + Clone,
+    right_align: &[bool],
+    raw: bool,
+) -> io::Result<()> {
     let mut widths = vec![0usize; right_align.len()];
     if !raw {
         for row in rows.clone() {

@@ -47,7 +47,11 @@ pub fn write(out: &mut impl Write, inventory: &Inventory, shown: &[&Namespace], 
     }
     let mut children: BTreeMap<Option<NsKey>, Vec<NsKey>> = BTreeMap::new();
     for key in &included {
-        let parent = inventory.namespaces.get(key).and_then(up).filter(|p| included.contains(p));
+        let parent = inventory
+            .namespaces
+            .get(key)
+            .and_then(up)
+            .filter(|p| included.contains(p));
         children.entry(parent).or_default().push(*key);
     }
     // User namespaces last among siblings, so that their subtrees follow the
@@ -86,7 +90,9 @@ fn write_node(
 /// One line about a namespace: key, state, processes and first command, or
 /// its holders when it has no process.
 fn describe(inventory: &Inventory, key: NsKey) -> String {
-    let Some(ns) = inventory.namespaces.get(&key) else { return key.to_string() };
+    let Some(ns) = inventory.namespaces.get(&key) else {
+        return key.to_string();
+    };
     let mut line = key.to_string();
     if let Some(id) = ns.id {
         line.push_str(&format!(" id {id}"));
@@ -95,7 +101,12 @@ fn describe(inventory: &Inventory, key: NsKey) -> String {
     let pids = ns.pids(&inventory.tasks);
     if let Some(first) = inventory.first_task(key) {
         let noun = if pids.len() == 1 { "process" } else { "processes" };
-        line.push_str(&format!(", {} {noun}: {} {}", pids.len(), first.pid, super::command(first)));
+        line.push_str(&format!(
+            ", {} {noun}: {} {}",
+            pids.len(),
+            first.pid,
+            super::command(first)
+        ));
     } else if matches!(ns.state, NsState::Pinned | NsState::Hidden) {
         line.push_str(&format!(", held by {}", super::columns::holders(&ns.holders)));
     }
