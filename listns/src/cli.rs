@@ -3,6 +3,7 @@
 
 use clap::{ArgAction, Parser, ValueEnum};
 
+use crate::follow::Backend;
 use crate::model::NsType;
 use crate::render::columns::{self, Column};
 use crate::render::tree::TreeKind;
@@ -96,9 +97,34 @@ pub struct Cli {
     #[arg(long)]
     pub hidden: bool,
 
+    /// After the snapshot, print every namespace change as it happens, until Ctrl-C or SIGTERM.
+    #[arg(short = 'f', long, conflicts_with_all = ["tree", "list", "columns", "output_all"])]
+    pub follow: bool,
+
+    /// How --follow learns about changes: eBPF tracepoints, polling snapshots, or auto (eBPF where possible).
+    #[arg(long, value_enum, default_value = "auto", requires = "follow")]
+    pub backend: Backend,
+
+    /// Seconds between two snapshots of the polling backend.
+    #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = parse_interval, requires = "follow")]
+    pub interval: std::time::Duration,
+
+    /// Also append every event as a JSON line to FILE (an incident log), flushed per event.
+    #[arg(long, value_name = "FILE", requires = "follow")]
+    pub output: Option<std::path::PathBuf>,
+
     /// Log more about each source on stderr (-v info, -vv debug); RUST_LOG overrides it.
     #[arg(short = 'v', long, action = ArgAction::Count)]
     pub verbose: u8,
+}
+
+/// Parses `--interval`: a positive number of seconds, fractions allowed.
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let seconds: f64 = text.parse().map_err(|_| "expected a number of seconds, e.g. 1 or 0.5".to_string())?;
+    if !(0.01..=3600.0).contains(&seconds) {
+        return Err("expected between 0.01 and 3600 seconds".into());
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
 }
 
 impl Cli {

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod discover;
+pub mod follow;
 pub mod inventory;
 pub mod model;
 pub mod nsfs;

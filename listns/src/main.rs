@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use listns::cli::Cli;
+use listns::follow::FollowOptions;
 use listns::inventory::{self, Inventory, Namespace};
 use listns::model::NsState;
 use listns::problems::Reason;
@@ -30,6 +31,10 @@ fn main() -> ExitCode {
         return ExitCode::from(EXIT_USAGE);
     }
 
+    if cli.follow {
+        return follow(&cli, inventory);
+    }
+
     let shown = select(&cli, &inventory);
     let mut out = BufWriter::new(io::stdout().lock());
     let result = write(&mut out, &cli, &inventory, &shown).and_then(|()| out.flush());
@@ -44,6 +49,45 @@ fn main() -> ExitCode {
     }
     report_problems(&inventory);
     ExitCode::SUCCESS
+}
+
+/// Runs `--follow`: the snapshot in the chosen layout, then events.
+fn follow(cli: &Cli, inventory: Inventory) -> ExitCode {
+    let log = match &cli.output {
+        Some(path) => match listns::follow::output::open_log(path) {
+            Ok(file) => Some(file),
+            Err(err) => {
+                eprintln!("listns: cannot open --output file {}: {err}; check the directory and its permissions", path.display());
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+        None => None,
+    };
+    report_problems(&inventory);
+    let options = FollowOptions { backend: cli.backend, json: cli.json, interval: cli.interval, log };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("listns: failed to start the event loop: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let write_snapshot = |out: &mut dyn Write, inventory: &Inventory| {
+        let shown = select(cli, inventory);
+        if cli.json {
+            let unfiltered = cli.types.is_empty() && cli.pid.is_none() && !cli.hidden;
+            render::json::write(out, inventory, &shown, unfiltered, false)
+        } else {
+            render::processes::write(out, inventory, &shown, Layout { noheadings: cli.noheadings, raw: cli.raw })
+        }
+    };
+    match runtime.block_on(listns::follow::run(options, inventory, write_snapshot)) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("listns: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn init_logging(verbose: u8) {
@@ -83,7 +127,7 @@ fn write(out: &mut impl Write, cli: &Cli, inventory: &Inventory, shown: &[&Names
     };
     if cli.json {
         let unfiltered = cli.types.is_empty() && cli.pid.is_none() && !cli.hidden;
-        return render::json::write(out, inventory, shown, unfiltered);
+        return render::json::write(out, inventory, shown, unfiltered, true);
     }
     if let Some(kind) = cli.tree {
         return render::tree::write(out, inventory, shown, kind);

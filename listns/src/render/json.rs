@@ -18,12 +18,14 @@ pub fn rfc3339(time: SystemTime) -> String {
 }
 
 /// Writes the inventory, limited to `namespaces` and the tasks in them
-/// (`all_tasks` adds tasks whose namespaces could not be read).
+/// (`all_tasks` adds tasks whose namespaces could not be read), indented
+/// for people or on one line (`pretty` false) for JSON Lines.
 pub fn write(
-    out: &mut impl Write,
+    out: &mut (impl Write + ?Sized),
     inventory: &Inventory,
     namespaces: &[&Namespace],
     all_tasks: bool,
+    pretty: bool,
 ) -> io::Result<()> {
     let shown: std::collections::HashSet<NsKey> = namespaces.iter().map(|ns| ns.key).collect();
     let tasks: Vec<Value> = inventory
@@ -68,7 +70,11 @@ pub fn write(
         "problems": problems,
         "notes": inventory.notes,
     });
-    serde_json::to_writer_pretty(&mut *out, &doc)?;
+    if pretty {
+        serde_json::to_writer_pretty(&mut *out, &doc)?;
+    } else {
+        serde_json::to_writer(&mut *out, &doc)?;
+    }
     writeln!(out)
 }
 

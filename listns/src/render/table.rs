@@ -59,7 +59,7 @@ pub fn cell(text: &str, layout: Layout) -> String {
 /// Writes rows of escaped cells, aligned unless `raw`. The last column is
 /// never padded, so long command lines do not widen every row.
 pub fn write_rows<'a>(
-    out: &mut impl Write,
+    out: &mut (impl Write + ?Sized),
     rows: impl Iterator<Item = &'a Vec<String>> + Clone,
     right_align: &[bool],
     raw: bool,

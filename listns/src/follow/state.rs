@@ -1,0 +1,598 @@
+//! The live state of `--follow`: tasks and namespaces, seeded from a snapshot
+//! and changed by kernel events, rescans or polls. Every change becomes
+//! lifecycle events.
+
+use std::collections::{HashMap, HashSet};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::event::{Event, EventKind, NsRef, Origin, TaskInfo};
+use crate::discover::defaults::Defaults;
+use crate::discover::{self, Found};
+use crate::inventory::Inventory;
+use crate::model::{Holder, LINK_COUNT, NsKey, NsState, NsType, Task, TaskLinks};
+
+/// Delays after which a namespace that lost its last task is checked again:
+/// a namespace still alive after the last one is reported `pinned`. The
+/// kernel frees some namespaces only after an RCU grace period (a user
+/// namespace held by a dying task's credentials took 16 ms here).
+const CHECK_DELAYS: [Duration; 3] = [Duration::from_millis(20), Duration::from_millis(100), Duration::from_millis(400)];
+
+/// Interval between liveness checks of pinned namespaces, which catch the
+/// release of a pin that no event reports (an fd closed, a socket freed).
+pub const PINNED_RECHECK: Duration = Duration::from_secs(1);
+
+/// What a kernel event reports about one task after the change.
+#[derive(Debug, Clone, Default)]
+pub struct TaskFacts {
+    pub pid: i32,
+    pub tid: i32,
+    pub ppid: i32,
+    pub uid: u32,
+    pub comm: String,
+    pub links: TaskLinks,
+    /// 64-bit ids of the namespaces in `links`, in link-slot order (see
+    /// [`slot_key`]); 0 where the kernel has none.
+    pub ids: [u64; LINK_COUNT],
+}
+
+/// A change reported by the kernel.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// A new task; `flags` are the clone flags where known.
+    Fork { parent_tid: i32, child: TaskFacts, flags: u64 },
+    Unshare { task: TaskFacts, flags: u64 },
+    Setns { task: TaskFacts, nstype: u64 },
+    Exec { task: TaskFacts },
+    Exit { task: TaskFacts },
+    /// A successful mount-table change, which may add or remove nsfs bind mounts.
+    Mount { task: TaskFacts, syscall: &'static str },
+}
+
+#[derive(Debug, Clone)]
+pub struct KernelEvent {
+    pub time: SystemTime,
+    pub change: Change,
+}
+
+/// Returns the namespace in link slot `slot` of `links`: slots 0 to 7 are
+/// the member links by [`NsType::index`], 8 is `pid_for_children`, 9 is
+/// `time_for_children`.
+pub fn slot_key(links: &TaskLinks, slot: usize) -> Option<NsKey> {
+    let (ty, inode) = match slot {
+        0..=7 => (NsType::ALL[slot], links.member[slot]),
+        8 => (NsType::Pid, links.pid_for_children),
+        _ => (NsType::Time, links.time_for_children),
+    };
+    (inode != 0).then_some(NsKey { ty, inode })
+}
+
+/// A namespace in the live state.
+#[derive(Debug, Clone)]
+struct LiveNs {
+    id: Option<u64>,
+    /// Tasks that refer to it through any link, `*_for_children` included.
+    tasks: HashSet<i32>,
+    /// Bind mounts and other holders, as of the last scan or mount refresh.
+    holders: Vec<Holder>,
+    state: NsState,
+}
+
+/// A namespace whose last task left: checked again after [`CHECK_DELAYS`].
+#[derive(Debug, Clone)]
+struct PendingCheck {
+    key: NsKey,
+    due: Instant,
+    attempt: usize,
+    /// The task whose departure triggered the check.
+    task: Option<TaskInfo>,
+    syscall: Option<&'static str>,
+}
+
+/// Tasks and namespaces as `--follow` currently believes them to be.
+pub struct LiveState {
+    tasks: HashMap<i32, Task>,
+    namespaces: HashMap<NsKey, LiveNs>,
+    defaults: Defaults,
+    checks: Vec<PendingCheck>,
+    mounts_dirty: bool,
+}
+
+impl LiveState {
+    /// Seeds the state from a snapshot.
+    pub fn from_inventory(inventory: &Inventory) -> LiveState {
+        let mut state = LiveState {
+            tasks: HashMap::new(),
+            namespaces: HashMap::new(),
+            defaults: inventory.defaults.clone(),
+            checks: Vec::new(),
+            mounts_dirty: false,
+        };
+        for ns in inventory.namespaces.values() {
+            let holders = ns.holders.iter().filter(|h| !matches!(h, Holder::Child { .. })).cloned().collect();
+            state.namespaces.insert(ns.key, LiveNs { id: ns.id, tasks: HashSet::new(), holders, state: ns.state });
+        }
+        for task in &inventory.tasks {
+            state.tasks.insert(task.tid, task.clone());
+            for slot in 0..LINK_COUNT {
+                if let Some(key) = slot_key(&task.links, slot) {
+                    state.namespaces.entry(key).or_insert_with(|| LiveNs::new(None)).tasks.insert(task.tid);
+                }
+            }
+        }
+        state
+    }
+
+    /// Returns the number of namespaces in the state.
+    pub fn namespace_count(&self) -> usize {
+        self.namespaces.len()
+    }
+
+    /// Returns the id the state has for a namespace.
+    pub fn id_of(&self, key: NsKey) -> Option<u64> {
+        self.namespaces.get(&key).and_then(|ns| ns.id)
+    }
+
+    /// Applies one kernel event, appending the lifecycle events it causes.
+    pub fn apply(&mut self, event: KernelEvent, out: &mut Vec<Event>) {
+        let time = event.time;
+        let start = out.len();
+        match event.change {
+            Change::Fork { parent_tid, child, flags } => {
+                let before = self.tasks.get(&parent_tid).map(|p| p.links).unwrap_or(child.links);
+                let task = self.task_from_facts(&child, Some(parent_tid));
+                self.move_task(task, &child, Some(before), ("clone", flags), false, out);
+            }
+            Change::Unshare { task: facts, flags } => {
+                let task = self.task_from_facts(&facts, None);
+                let before = self.tasks.get(&facts.tid).map(|t| t.links);
+                self.move_task(task, &facts, before, ("unshare", flags), true, out);
+            }
+            Change::Setns { task: facts, nstype } => {
+                let task = self.task_from_facts(&facts, None);
+                let before = self.tasks.get(&facts.tid).map(|t| t.links);
+                self.move_task(task, &facts, before, ("setns", nstype), true, out);
+            }
+            Change::Exec { task: facts } => {
+                let mut task = self.task_from_facts(&facts, None);
+                // A new program: its command line is read again.
+                task.cmdline = read_cmdline(facts.pid);
+                let before = self.tasks.get(&facts.tid).map(|t| t.links);
+                self.move_task(task, &facts, before, ("execve", 0), true, out);
+            }
+            Change::Exit { task: facts } => {
+                let info = self.task_info(facts.tid).unwrap_or_else(|| info_from_facts(&facts));
+                if let Some(task) = self.tasks.remove(&facts.tid) {
+                    for slot in 0..LINK_COUNT {
+                        if let Some(key) = slot_key(&task.links, slot) {
+                            self.release(key, facts.tid, &info, "exit");
+                        }
+                    }
+                }
+            }
+            Change::Mount { .. } => self.mounts_dirty = true,
+        }
+        for e in &mut out[start..] {
+            e.time = time;
+        }
+    }
+
+    /// Builds the task a kernel event describes, keeping what the state
+    /// knows about it (command line, container) where the kernel has less.
+    fn task_from_facts(&self, facts: &TaskFacts, parent_tid: Option<i32>) -> Task {
+        let known = self.tasks.get(&facts.tid).or_else(|| parent_tid.and_then(|p| self.tasks.get(&p)));
+        let cmdline = match known {
+            Some(k) if k.pid == facts.pid => k.cmdline.clone(),
+            _ if facts.pid == facts.tid => read_cmdline(facts.pid),
+            _ => Vec::new(),
+        };
+        Task {
+            pid: facts.pid,
+            tid: facts.tid,
+            ppid: facts.ppid,
+            uid: Some(facts.uid),
+            comm: Some(facts.comm.clone()),
+            cmdline,
+            kthread: false,
+            zombie: false,
+            links: facts.links,
+            container: known.and_then(|k| k.container.clone()),
+        }
+    }
+
+    /// Moves a task to the namespaces in `facts`: namespaces it is the first
+    /// to reach are `created`, existing ones `entered`; namespaces it left
+    /// are `left` and, if it was their last task, checked for liveness.
+    fn move_task(
+        &mut self,
+        task: Task,
+        facts: &TaskFacts,
+        before: Option<TaskLinks>,
+        (syscall, flags): (&'static str, u64),
+        leaves: bool,
+        out: &mut Vec<Event>,
+    ) {
+        let tid = task.tid;
+        let info = task_info(&task);
+        let old = self.tasks.insert(tid, task).map(|t| t.links);
+        let before = before.unwrap_or_else(|| old.unwrap_or(facts.links));
+        for slot in 0..LINK_COUNT {
+            let from = slot_key(&before, slot);
+            let to = slot_key(&facts.links, slot);
+            let id = (facts.ids[slot] != 0).then_some(facts.ids[slot]);
+            if let Some(key) = to {
+                let created = self.ensure(key, id, out);
+                let entry = self.namespaces.get_mut(&key).expect("ensured above");
+                entry.tasks.insert(tid);
+                entry.state = NsState::InUse;
+                if from != to {
+                    let kind = if created { EventKind::Created } else { EventKind::Entered };
+                    // Entering through a `*_for_children` link is not a move;
+                    // only a new namespace there is worth an event.
+                    if created || slot < 8 {
+                        let mut event = Event::new(kind, Origin::Kernel, Some(self.ns_ref(key)));
+                        event.task = Some(info.clone());
+                        event.syscall = Some(syscall);
+                        event.flags = Some(flags);
+                        event.from = from.map(|k| self.ns_ref(k));
+                        event.to = Some(self.ns_ref(key));
+                        out.push(event);
+                    }
+                }
+            }
+            if let Some(key) = from
+                && from != to
+                && leaves
+                && !self.still_refers(tid, key)
+            {
+                if slot < 8 && !self.defaults.contains(key) {
+                    let mut event = Event::new(EventKind::Left, Origin::Kernel, Some(self.ns_ref(key)));
+                    event.task = Some(info.clone());
+                    event.syscall = Some(syscall);
+                    event.flags = Some(flags);
+                    event.from = Some(self.ns_ref(key));
+                    event.to = to.map(|k| self.ns_ref(k));
+                    out.push(event);
+                }
+                self.release(key, tid, &info, syscall);
+            }
+        }
+    }
+
+    /// Returns whether the task still refers to `key` through any link.
+    fn still_refers(&self, tid: i32, key: NsKey) -> bool {
+        self.tasks.get(&tid).is_some_and(|t| (0..LINK_COUNT).any(|slot| slot_key(&t.links, slot) == Some(key)))
+    }
+
+    /// Makes sure the state knows `key`, and returns whether it is new. An
+    /// inode seen with another id was recycled: the old namespace is gone.
+    fn ensure(&mut self, key: NsKey, id: Option<u64>, out: &mut Vec<Event>) -> bool {
+        match self.namespaces.get_mut(&key) {
+            Some(ns) => match (ns.id, id) {
+                (Some(old), Some(new)) if old != new => {
+                    let mut gone = Event::new(EventKind::Destroyed, Origin::Kernel, Some(NsRef { key, id: Some(old) }));
+                    gone.syscall = None;
+                    out.push(gone);
+                    self.checks.retain(|c| c.key != key);
+                    self.namespaces.insert(key, LiveNs::new(id));
+                    true
+                }
+                (None, Some(new)) => {
+                    ns.id = Some(new);
+                    false
+                }
+                _ => false,
+            },
+            None => {
+                self.namespaces.insert(key, LiveNs::new(id));
+                true
+            }
+        }
+    }
+
+    /// Removes a task's reference to a namespace; a namespace left without
+    /// tasks is checked for liveness shortly.
+    fn release(&mut self, key: NsKey, tid: i32, info: &TaskInfo, syscall: &'static str) {
+        let Some(ns) = self.namespaces.get_mut(&key) else { return };
+        ns.tasks.remove(&tid);
+        if ns.tasks.is_empty() && !self.defaults.contains(key) && !self.checks.iter().any(|c| c.key == key) {
+            self.checks.push(PendingCheck {
+                key,
+                due: Instant::now() + CHECK_DELAYS[0],
+                attempt: 0,
+                task: Some(info.clone()),
+                syscall: Some(syscall),
+            });
+        }
+    }
+
+    fn ns_ref(&self, key: NsKey) -> NsRef {
+        NsRef { key, id: self.id_of(key) }
+    }
+
+    fn task_info(&self, tid: i32) -> Option<TaskInfo> {
+        self.tasks.get(&tid).map(task_info)
+    }
+
+    /// Returns when the next liveness check is due.
+    pub fn next_check(&self) -> Option<Instant> {
+        self.checks.iter().map(|c| c.due).min()
+    }
+
+    /// Returns whether a mount-table change asks for [`Self::refresh_mounts`].
+    pub fn mounts_dirty(&self) -> bool {
+        self.mounts_dirty
+    }
+
+    /// Runs the liveness checks that are due: a namespace that is gone is
+    /// `destroyed`; one still alive after the last delay is `pinned`.
+    pub fn run_checks(&mut self, now: Instant, out: &mut Vec<Event>) {
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.checks).into_iter().partition(|c| c.due <= now);
+        self.checks = later;
+        for mut check in due {
+            let Some(ns) = self.namespaces.get(&check.key) else { continue };
+            if !ns.tasks.is_empty() {
+                continue;
+            }
+            match alive(check.key, ns.id) {
+                Some(false) => self.destroy(check.key, check.task.take(), check.syscall, Origin::Kernel, out),
+                Some(true) if check.attempt + 1 < CHECK_DELAYS.len() => {
+                    check.attempt += 1;
+                    check.due = now + CHECK_DELAYS[check.attempt];
+                    self.checks.push(check);
+                }
+                Some(true) => self.pin(check.key, check.task.take(), check.syscall, out),
+                // NOTE: without nsfs file handles (before Linux 6.18) liveness
+                // cannot be tested directly; a namespace is then taken as
+                // pinned only while a known bind mount holds it, so one held
+                // by an fd is reported destroyed.
+                None if ns.holders.is_empty() => {
+                    self.destroy(check.key, check.task.take(), check.syscall, Origin::Kernel, out)
+                }
+                None => self.pin(check.key, check.task.take(), check.syscall, out),
+            }
+        }
+    }
+
+    fn pin(&mut self, key: NsKey, task: Option<TaskInfo>, syscall: Option<&'static str>, out: &mut Vec<Event>) {
+        let Some(ns) = self.namespaces.get_mut(&key) else { return };
+        let hidden = ns.holders.is_empty() || ns.holders.iter().any(Holder::is_unusual);
+        ns.state = if hidden { NsState::Hidden } else { NsState::Pinned };
+        let mut event = Event::new(EventKind::Pinned, Origin::Check, Some(NsRef { key, id: ns.id }));
+        event.holders = ns.holders.clone();
+        event.task = task;
+        event.syscall = syscall;
+        out.push(event);
+    }
+
+    fn destroy(
+        &mut self,
+        key: NsKey,
+        task: Option<TaskInfo>,
+        syscall: Option<&'static str>,
+        origin: Origin,
+        out: &mut Vec<Event>,
+    ) {
+        let Some(ns) = self.namespaces.remove(&key) else { return };
+        let mut event = Event::new(EventKind::Destroyed, origin, Some(NsRef { key, id: ns.id }));
+        event.task = task;
+        event.syscall = syscall;
+        out.push(event);
+    }
+
+    /// Checks every pinned namespace; those whose pin went away without an
+    /// event (an fd closed) are `destroyed`.
+    pub fn recheck_pinned(&mut self, out: &mut Vec<Event>) {
+        let pinned: Vec<(NsKey, Option<u64>)> = self
+            .namespaces
+            .iter()
+            .filter(|(k, ns)| ns.tasks.is_empty() && !self.defaults.contains(**k))
+            .filter(|(k, _)| !self.checks.iter().any(|c| c.key == **k))
+            .map(|(k, ns)| (*k, ns.id))
+            .collect();
+        for (key, id) in pinned {
+            if alive(key, id) == Some(false) {
+                self.destroy(key, None, None, Origin::Check, out);
+            }
+        }
+    }
+
+    /// Re-reads the nsfs bind mounts of every mount namespace and reports the
+    /// difference as `named` and `unnamed`.
+    pub fn refresh_mounts(&mut self, out: &mut Vec<Event>) {
+        self.mounts_dirty = false;
+        let mut found = Found::default();
+        found.tasks = self.tasks.values().filter(|t| t.is_leader()).cloned().collect();
+        discover::mounts::scan(&mut found);
+        let mut now: HashMap<NsKey, Vec<Holder>> = HashMap::new();
+        for (key, entry) in found.namespaces {
+            let mounts: Vec<Holder> =
+                entry.holders.into_iter().filter(|h| matches!(h, Holder::BindMount { .. })).collect();
+            if !mounts.is_empty() {
+                now.insert(key, mounts);
+            }
+            if let Some(fd) = entry.fd
+                && !self.namespaces.contains_key(&key)
+            {
+                // A bind mount of a namespace the state never saw (it was
+                // created and pinned between two events we lost).
+                let id = crate::nsfs::namespace_id(fd.as_fd()).ok();
+                let mut ns = LiveNs::new(id);
+                ns.state = NsState::Pinned;
+                self.namespaces.insert(key, ns);
+                out.push(Event::new(EventKind::Created, Origin::Check, Some(NsRef { key, id })));
+            }
+        }
+        let keys: Vec<NsKey> = self.namespaces.keys().copied().chain(now.keys().copied()).collect::<HashSet<_>>().into_iter().collect();
+        for key in keys {
+            let Some(ns) = self.namespaces.get_mut(&key) else { continue };
+            let new_mounts = now.remove(&key).unwrap_or_default();
+            let old_mounts: Vec<Holder> =
+                ns.holders.iter().filter(|h| matches!(h, Holder::BindMount { .. })).cloned().collect();
+            let added: Vec<Holder> = new_mounts.iter().filter(|h| !old_mounts.contains(h)).cloned().collect();
+            let removed: Vec<Holder> = old_mounts.iter().filter(|h| !new_mounts.contains(h)).cloned().collect();
+            if added.is_empty() && removed.is_empty() {
+                continue;
+            }
+            ns.holders.retain(|h| !matches!(h, Holder::BindMount { .. }));
+            ns.holders.extend(new_mounts);
+            let ns_ref = NsRef { key, id: ns.id };
+            for (kind, holders) in [(EventKind::Named, added), (EventKind::Unnamed, removed)] {
+                if holders.is_empty() {
+                    continue;
+                }
+                let mut event = Event::new(kind, Origin::Kernel, Some(ns_ref));
+                event.syscall = Some("mount");
+                event.holders = holders;
+                out.push(event);
+            }
+            let no_tasks = ns.tasks.is_empty();
+            let no_mounts = !ns.holders.iter().any(|h| matches!(h, Holder::BindMount { .. }));
+            if no_tasks && no_mounts && !self.checks.iter().any(|c| c.key == key) {
+                self.checks.push(PendingCheck {
+                    key,
+                    due: Instant::now() + CHECK_DELAYS[0],
+                    attempt: 0,
+                    task: None,
+                    syscall: Some("umount"),
+                });
+            }
+        }
+    }
+
+    /// Replaces the state with a fresh snapshot and reports the difference,
+    /// after lost events (`Origin::Rescan`) or as the polling backend
+    /// (`Origin::Poll`).
+    pub fn resync(&mut self, inventory: &Inventory, origin: Origin, out: &mut Vec<Event>) {
+        let new = LiveState::from_inventory(inventory);
+        let time = inventory.taken_at;
+        let start = out.len();
+
+        for (key, ns) in &new.namespaces {
+            let old = self.namespaces.get(key);
+            let recycled = matches!((old.and_then(|o| o.id), ns.id), (Some(a), Some(b)) if a != b);
+            if recycled {
+                let id = old.and_then(|o| o.id);
+                out.push(Event::new(EventKind::Destroyed, origin, Some(NsRef { key: *key, id })));
+            }
+            if old.is_none() || recycled {
+                let mut event = Event::new(EventKind::Created, origin, Some(NsRef { key: *key, id: ns.id }));
+                event.task = inventory.first_task(*key).map(task_info);
+                event.holders = ns.holders.clone();
+                out.push(event);
+                continue;
+            }
+            let old = old.expect("checked above");
+            if !old.tasks.is_empty() && ns.tasks.is_empty() && !new.defaults.contains(*key) {
+                let mut event = Event::new(EventKind::Pinned, origin, Some(NsRef { key: *key, id: ns.id }));
+                event.holders = ns.holders.clone();
+                out.push(event);
+            }
+            let mounts = |holders: &[Holder]| -> Vec<Holder> {
+                holders.iter().filter(|h| matches!(h, Holder::BindMount { .. })).cloned().collect()
+            };
+            let (before, after) = (mounts(&old.holders), mounts(&ns.holders));
+            let added: Vec<Holder> = after.iter().filter(|h| !before.contains(h)).cloned().collect();
+            let removed: Vec<Holder> = before.iter().filter(|h| !after.contains(h)).cloned().collect();
+            for (kind, holders) in [(EventKind::Named, added), (EventKind::Unnamed, removed)] {
+                if !holders.is_empty() {
+                    let mut event = Event::new(kind, origin, Some(NsRef { key: *key, id: ns.id }));
+                    event.holders = holders;
+                    out.push(event);
+                }
+            }
+        }
+        for (key, ns) in &self.namespaces {
+            if !new.namespaces.contains_key(key) {
+                out.push(Event::new(EventKind::Destroyed, origin, Some(NsRef { key: *key, id: ns.id })));
+            }
+        }
+        // Tasks that changed namespaces since the last state, and new tasks
+        // whose namespaces differ from their parent's.
+        for (tid, task) in &new.tasks {
+            let before = match self.tasks.get(tid) {
+                Some(old) if old.pid == task.pid => Some(old.links),
+                _ => new.tasks.get(&task.ppid).or_else(|| self.tasks.get(&task.ppid)).map(|p| p.links),
+            };
+            let Some(before) = before else { continue };
+            for slot in 0..8 {
+                let (from, to) = (slot_key(&before, slot), slot_key(&task.links, slot));
+                let (Some(from), Some(to)) = (from, to) else { continue };
+                if from == to || !self.namespaces.contains_key(&to) {
+                    continue;
+                }
+                let mut event = Event::new(EventKind::Entered, origin, Some(new.ns_ref(to)));
+                event.task = Some(task_info(task));
+                event.from = Some(new.ns_ref(from));
+                event.to = Some(new.ns_ref(to));
+                out.push(event);
+            }
+        }
+        for e in &mut out[start..] {
+            e.time = time;
+        }
+        let checks = std::mem::take(&mut self.checks);
+        *self = new;
+        // Pending checks of namespaces still without tasks stay valid.
+        self.checks = checks
+            .into_iter()
+            .filter(|c| self.namespaces.get(&c.key).is_some_and(|ns| ns.tasks.is_empty()))
+            .collect();
+    }
+}
+
+impl LiveNs {
+    fn new(id: Option<u64>) -> LiveNs {
+        LiveNs { id, tasks: HashSet::new(), holders: Vec::new(), state: NsState::InUse }
+    }
+}
+
+/// Describes a task for an event.
+pub fn task_info(task: &Task) -> TaskInfo {
+    TaskInfo {
+        pid: task.pid,
+        tid: task.tid,
+        ppid: task.ppid,
+        uid: task.uid,
+        comm: task.comm.clone(),
+        cmdline: task.cmdline.clone(),
+        container: task.container.clone(),
+    }
+}
+
+fn info_from_facts(facts: &TaskFacts) -> TaskInfo {
+    TaskInfo {
+        pid: facts.pid,
+        tid: facts.tid,
+        ppid: facts.ppid,
+        uid: Some(facts.uid),
+        comm: Some(facts.comm.clone()),
+        cmdline: Vec::new(),
+        container: None,
+    }
+}
+
+/// Reads a process's command line; empty if it is gone already.
+fn read_cmdline(pid: i32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|bytes| {
+            bytes.split(|&b| b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Returns whether a namespace still exists, by opening it through an nsfs
+/// file handle (Linux 6.18+); `None` where that is not possible. The fd is
+/// closed at once, so the check itself pins nothing.
+pub fn alive(key: NsKey, id: Option<u64>) -> Option<bool> {
+    let id = id?;
+    let inode = u32::try_from(key.inode).ok()?;
+    match discover::kernel_list::open_namespace_by_id(id, key.ty.clone_flag(), inode) {
+        Ok(_) => Some(true),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Some(false),
+        Err(err) => {
+            log::debug!("liveness check of {key} (id {id}) failed: {err}");
+            None
+        }
+    }
+}
