@@ -120,7 +120,9 @@ pub struct Cli {
 
 /// Parses `--interval`: a positive number of seconds, fractions allowed.
 fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
-    let seconds: f64 = text.parse().map_err(|_| "expected a number of seconds, e.g. 1 or 0.5".to_string())?;
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| "expected a number of seconds, e.g. 1 or 0.5".to_string())?;
     if !(0.01..=3600.0).contains(&seconds) {
         return Err("expected between 0.01 and 3600 seconds".into());
     }

@@ -57,14 +57,22 @@ fn follow(cli: &Cli, inventory: Inventory) -> ExitCode {
         Some(path) => match listns::follow::output::open_log(path) {
             Ok(file) => Some(file),
             Err(err) => {
-                eprintln!("listns: cannot open --output file {}: {err}; check the directory and its permissions", path.display());
+                eprintln!(
+                    "listns: cannot open --output file {}: {err}; check the directory and its permissions",
+                    path.display()
+                );
                 return ExitCode::from(EXIT_USAGE);
             }
         },
         None => None,
     };
     report_problems(&inventory);
-    let options = FollowOptions { backend: cli.backend, json: cli.json, interval: cli.interval, log };
+    let options = FollowOptions {
+        backend: cli.backend,
+        json: cli.json,
+        interval: cli.interval,
+        log,
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -78,7 +86,15 @@ fn follow(cli: &Cli, inventory: Inventory) -> ExitCode {
             let unfiltered = cli.types.is_empty() && cli.pid.is_none() && !cli.hidden;
             render::json::write(out, inventory, &shown, unfiltered, false)
         } else {
-            render::processes::write(out, inventory, &shown, Layout { noheadings: cli.noheadings, raw: cli.raw })
+            render::processes::write(
+                out,
+                inventory,
+                &shown,
+                Layout {
+                    noheadings: cli.noheadings,
+                    raw: cli.raw,
+                },
+            )
         }
     };
     match runtime.block_on(listns::follow::run(options, inventory, write_snapshot)) {

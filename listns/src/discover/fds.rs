@@ -7,12 +7,13 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use super::procfs_io::{numeric_entries, open_dir, open_read, read_link};
 use super::{Found, type_hint};
 use crate::model::{Holder, NsKey, NsType};
 use crate::nsfs;
+use crate::problems::Problems;
 
 /// Counts of the work this source did, for the log.
 #[derive(Debug, Default)]
@@ -23,6 +24,7 @@ pub struct FdStats {
 }
 
 /// The fd table of one process: where to read it and whom it belongs to.
+#[derive(Clone, Copy)]
 struct FdTable {
     pid: i32,
     /// The task whose `/proc` directory shows the table: the leader, or a
@@ -32,7 +34,53 @@ struct FdTable {
     netns: u64,
 }
 
+/// One fd of interest, as a worker read it.
+enum FdKind {
+    /// An fd on an nsfs file; `ty` is known when the link text names it.
+    Nsfs {
+        ty: Option<NsType>,
+        inode: u64,
+    },
+    Socket {
+        inode: u64,
+    },
+    Tun,
+}
+
+/// What a worker read from one fd table.
+struct TableScan {
+    fds: usize,
+    found: Vec<(i32, FdKind)>,
+}
+
+/// Per-thread state of the parallel read.
+struct Worker {
+    link: Vec<u8>,
+    problems: Problems,
+}
+
+impl Default for Worker {
+    fn default() -> Worker {
+        Worker {
+            link: vec![0; 4096],
+            problems: Problems::default(),
+        }
+    }
+}
+
+impl super::Worker for Worker {
+    fn into_problems(self) -> Problems {
+        self.problems
+    }
+}
+
+/// The identity of the running executable, to recognise other listns runs.
+type ExeId = Option<(u64, u64)>;
+
 /// Scans the fd table of every process that the task scan found.
+///
+/// Worker threads read the fd links and `stat` the candidates; the caller's
+/// thread then probes sockets and tun fds (`pidfd_getfd`) and records holders.
 ///
 /// NOTE: threads that unshared their fd table (`unshare(CLONE_FILES)`) have
 /// fds of their own under `/proc/PID/task/TID/fd`; only one table per
@@ -42,129 +90,172 @@ pub fn scan(found: &mut Found) -> io::Result<FdStats> {
     let proc = open_dir(rustix::fs::CWD, "/proc")?;
     // Our own fds include every namespace the scan has opened so far.
     let own_pid = rustix::process::getpid().as_raw_nonzero().get();
-    let own_exe = rustix::fs::stat("/proc/self/exe").ok().map(|st| (st.st_dev, st.st_ino));
+    let own_exe: ExeId = rustix::fs::stat("/proc/self/exe").ok().map(|st| (st.st_dev, st.st_ino));
     let tables = fd_tables(found, own_pid);
+    let scans = super::parallel(&tables, found, |table, worker: &mut Worker| {
+        read_table(proc.as_fd(), table, nsfs_dev, own_exe, worker)
+    });
+
     let mut stats = FdStats::default();
     // A socket shared by several processes (after fork) is probed once.
     let mut socket_netns: HashMap<u64, Option<NsKey>> = HashMap::new();
-    let mut text = [0u8; 4096];
-    for FdTable {
-        pid,
-        tid,
-        netns: own_netns,
-    } in tables
-    {
-        let task_path = if pid == tid {
-            pid.to_string()
-        } else {
-            format!("{pid}/task/{tid}")
-        };
-        let dir = match open_dir(&proc, &task_path) {
-            Ok(dir) => dir,
-            Err(err) => {
-                found.problems.record("fd list", pid, &err);
-                continue;
-            }
-        };
-        let fds = match numeric_entries(&dir, "fd") {
-            Ok(fds) => fds,
-            Err(err) => {
-                found.problems.record("fd list", pid, &err);
-                continue;
-            }
-        };
-        // Another listns holds an fd on every namespace it has found so far;
-        // those are its scan state, not holders. Checked on the first nsfs
-        // fd only, by the identity of the executable, not its name.
-        let mut other_scanner: Option<bool> = None;
+    for (table, scan) in tables.iter().zip(scans) {
+        let Some(scan) = scan else { continue };
+        let FdTable {
+            pid,
+            tid,
+            netns: own_netns,
+        } = *table;
         stats.processes += 1;
+        stats.fds += scan.fds;
+        let fd_path = |fd: i32| {
+            if pid == tid {
+                format!("/proc/{pid}/fd/{fd}")
+            } else {
+                format!("/proc/{pid}/task/{tid}/fd/{fd}")
+            }
+        };
         let mut pidfd: Option<OwnedFd> = None;
-        for fd in fds {
-            stats.fds += 1;
-            let path = format!("fd/{fd}");
-            let link = match read_link(&dir, &path, &mut text) {
-                Ok(link) => link,
-                Err(err) if err.raw_os_error() == Some(libc::ENOENT) => continue,
-                Err(err) => {
-                    found.problems.record("fd links", pid, &err);
-                    break;
-                }
-            };
-            if let Some(inode) = link
-                .strip_prefix(b"socket:[")
-                .and_then(|r| parse_number(r.strip_suffix(b"]")?))
-            {
-                let netns = match socket_netns.get(&inode) {
-                    Some(netns) => *netns,
-                    None => {
-                        stats.sockets_probed += 1;
-                        let netns = probe_other_fd(found, &mut pidfd, (pid, tid), fd, nsfs::socket_netns);
-                        socket_netns.insert(inode, netns);
-                        netns
+        for (fd, kind) in scan.found {
+            match kind {
+                FdKind::Socket { inode } => {
+                    let netns = match socket_netns.get(&inode) {
+                        Some(netns) => *netns,
+                        None => {
+                            stats.sockets_probed += 1;
+                            let netns = probe_other_fd(found, &mut pidfd, (pid, tid), fd, nsfs::socket_netns);
+                            socket_netns.insert(inode, netns);
+                            netns
+                        }
+                    };
+                    if let Some(netns) = netns.filter(|k| k.inode != own_netns) {
+                        found.hold(
+                            netns,
+                            Holder::Socket {
+                                pid,
+                                fd,
+                                socket_inode: inode,
+                            },
+                            super::no_open,
+                        );
                     }
-                };
-                if let Some(netns) = netns.filter(|k| k.inode != own_netns) {
-                    found.hold(
-                        netns,
-                        Holder::Socket {
-                            pid,
-                            fd,
-                            socket_inode: inode,
+                }
+                FdKind::Tun => {
+                    if let Some(netns) = probe_other_fd(found, &mut pidfd, (pid, tid), fd, nsfs::tun_netns)
+                        && netns.inode != own_netns
+                    {
+                        found.hold(netns, Holder::Tun { pid, fd }, super::no_open);
+                    }
+                }
+                FdKind::Nsfs { ty, inode } => {
+                    let path = fd_path(fd);
+                    let open = || open_read(rustix::fs::CWD, path.as_str());
+                    let key = match ty {
+                        Some(ty) => NsKey { ty, inode },
+                        None => match open().and_then(|f| nsfs::key_of(f.as_fd(), None).map(|k| (k, f))) {
+                            Ok((key, file)) => {
+                                found.see_fd(key, file);
+                                key
+                            }
+                            Err(err) => {
+                                found.problems.record("nsfs fd type", pid, &err);
+                                continue;
+                            }
                         },
-                        super::no_open,
-                    );
+                    };
+                    found.hold(key, Holder::Fd { pid, fd }, open);
                 }
-                continue;
             }
-            if link == b"/dev/net/tun" {
-                if let Some(netns) = probe_other_fd(found, &mut pidfd, (pid, tid), fd, nsfs::tun_netns)
-                    && netns.inode != own_netns
-                {
-                    found.hold(netns, Holder::Tun { pid, fd }, super::no_open);
-                }
-                continue;
-            }
-            // Pipes, anonymous inodes and the like are never namespaces.
-            let hint = type_hint(link);
-            if hint.is_none() && !link.starts_with(b"/") {
-                continue;
-            }
-            let st = match rustix::fs::statat(&dir, path.as_str(), rustix::fs::AtFlags::empty()) {
-                Ok(st) => st,
-                Err(err) => {
-                    found.problems.record("fd stat", pid, &err.into());
-                    continue;
-                }
-            };
-            if st.st_dev != nsfs_dev {
-                continue;
-            }
-            let is_scanner = *other_scanner.get_or_insert_with(|| {
-                let exe = rustix::fs::statat(&dir, "exe", rustix::fs::AtFlags::empty()).ok();
-                own_exe.is_some() && exe.map(|st| (st.st_dev, st.st_ino)) == own_exe
-            });
-            if is_scanner {
-                log::info!("skipping the nsfs fds of PID {pid}, another listns scan");
-                break;
-            }
-            let open = || open_read(&dir, &path);
-            let key = match hint {
-                Some(ty) => NsKey { ty, inode: st.st_ino },
-                None => match open().and_then(|f| nsfs::key_of(f.as_fd(), None).map(|k| (k, f))) {
-                    Ok((key, file)) => {
-                        found.see_fd(key, file);
-                        key
-                    }
-                    Err(err) => {
-                        found.problems.record("nsfs fd type", pid, &err);
-                        continue;
-                    }
-                },
-            };
-            found.hold(key, Holder::Fd { pid, fd }, open);
         }
     }
     Ok(stats)
+}
+
+/// Reads one fd table: every fd link, and `stat` where the link could be an
+/// nsfs file. Returns `None` if the table could not be listed.
+fn read_table(
+    proc: BorrowedFd<'_>,
+    table: &FdTable,
+    nsfs_dev: u64,
+    own_exe: ExeId,
+    worker: &mut Worker,
+) -> Option<TableScan> {
+    let FdTable { pid, tid, .. } = *table;
+    let task_path = if pid == tid {
+        pid.to_string()
+    } else {
+        format!("{pid}/task/{tid}")
+    };
+    let listed = open_dir(proc, &task_path).and_then(|dir| Ok((numeric_entries(&dir, "fd")?, dir)));
+    let (fds, dir) = match listed {
+        Ok(listed) => listed,
+        Err(err) => {
+            worker.problems.record("fd list", pid, &err);
+            return None;
+        }
+    };
+    let mut scan = TableScan {
+        fds: fds.len(),
+        found: Vec::new(),
+    };
+    // Another listns holds an fd on every namespace it has found so far;
+    // those are its scan state, not holders. Checked on the first nsfs fd
+    // only, by the identity of the executable, not its name.
+    let mut other_scanner: Option<bool> = None;
+    for fd in fds {
+        let path = format!("fd/{fd}");
+        let link = match read_link(&dir, &path, &mut worker.link) {
+            Ok(link) => link,
+            Err(err) if err.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(err) => {
+                worker.problems.record("fd links", pid, &err);
+                break;
+            }
+        };
+        if let Some(inode) = link
+            .strip_prefix(b"socket:[")
+            .and_then(|r| parse_number(r.strip_suffix(b"]")?))
+        {
+            scan.found.push((fd, FdKind::Socket { inode }));
+            continue;
+        }
+        if link == b"/dev/net/tun" {
+            scan.found.push((fd, FdKind::Tun));
+            continue;
+        }
+        // Pipes, anonymous inodes and the like are never namespaces.
+        let hint = type_hint(link);
+        if hint.is_none() && !link.starts_with(b"/") {
+            continue;
+        }
+        let st = match rustix::fs::statat(&dir, path.as_str(), rustix::fs::AtFlags::empty()) {
+            Ok(st) => st,
+            Err(err) => {
+                worker.problems.record("fd stat", pid, &err.into());
+                continue;
+            }
+        };
+        if st.st_dev != nsfs_dev {
+            continue;
+        }
+        let is_scanner = *other_scanner.get_or_insert_with(|| {
+            let exe = rustix::fs::statat(&dir, "exe", rustix::fs::AtFlags::empty()).ok();
+            own_exe.is_some() && exe.map(|st| (st.st_dev, st.st_ino)) == own_exe
+        });
+        if is_scanner {
+            log::info!("skipping the nsfs fds of PID {pid}, another listns scan");
+            scan.found.retain(|(_, kind)| !matches!(kind, FdKind::Nsfs { .. }));
+            break;
+        }
+        scan.found.push((
+            fd,
+            FdKind::Nsfs {
+                ty: hint,
+                inode: st.st_ino,
+            },
+        ));
+    }
+    Some(scan)
 }
 
 /// Picks one task per process to read its fd table from: the leader, or a

@@ -15,6 +15,7 @@ pub mod tasks;
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::model::{Holder, NsKey, NsType, Task};
 use crate::nsfs;
@@ -103,4 +104,44 @@ pub fn no_open() -> io::Result<OwnedFd> {
 /// Returns the type of an nsfs fd, from a link text if it names one.
 pub fn type_hint(text: &[u8]) -> Option<NsType> {
     nsfs::parse_link(text).map(|k| k.ty)
+}
+
+/// Per-thread state of a parallel read: buffers, and the problems met.
+pub trait Worker: Default {
+    fn into_problems(self) -> Problems;
+}
+
+/// Runs `read` on every item on up to four worker threads and returns the
+/// results in item order; the workers' problem counts go to `found`.
+pub fn parallel<T: Sync, W: Worker, R: Send>(
+    items: &[T],
+    found: &mut Found,
+    read: impl Fn(&T, &mut W) -> R + Sync,
+) -> Vec<R> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<(usize, R)> = Vec::with_capacity(items.len());
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut worker = W::default();
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        out.push((i, read(item, &mut worker)));
+                    }
+                    (out, worker.into_problems())
+                })
+            })
+            .collect();
+        for handle in handles {
+            let (out, problems) = handle.join().expect("scan worker panicked");
+            results.extend(out);
+            found.problems.merge(problems);
+        }
+    });
+    results.sort_unstable_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
 }

@@ -9,8 +9,6 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use procfs::FromRead;
 
 use super::defaults::Defaults;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use super::procfs_io::{numeric_entries, open_dir, open_read, read_file, read_link};
 use super::{Found, containers};
 use crate::model::{Holder, NsKey, NsType, Task, TaskLink, TaskLinks};
@@ -71,13 +69,19 @@ struct Worker {
     problems: Problems,
 }
 
-impl Worker {
-    fn new() -> Worker {
+impl Default for Worker {
+    fn default() -> Worker {
         Worker {
             file: Vec::with_capacity(4096),
             link: [0; 256],
             problems: Problems::default(),
         }
+    }
+}
+
+impl super::Worker for Worker {
+    fn into_problems(self) -> Problems {
+        self.problems
     }
 }
 
@@ -109,7 +113,7 @@ pub fn scan(found: &mut Found, defaults: &Defaults) -> io::Result<()> {
     let proc = open_dir(rustix::fs::CWD, "/proc")?;
     let pids = numeric_entries(&proc, ".")?;
 
-    let processes = parallel(&pids, found, |&pid, worker| {
+    let processes = super::parallel(&pids, found, |&pid, worker| {
         read_process(proc.as_fd(), pid, defaults, worker)
     });
     let mut batches = Vec::new();
@@ -119,44 +123,13 @@ pub fn scan(found: &mut Found, defaults: &Defaults) -> io::Result<()> {
         }
         batches.extend(rest);
     }
-    let threads = parallel(&batches, found, |batch, worker| {
+    let threads = super::parallel(&batches, found, |batch, worker| {
         read_threads(proc.as_fd(), batch, worker)
     });
     for task in threads.into_iter().flatten() {
         record(found, task);
     }
     Ok(())
-}
-
-/// Runs `read` on every item on up to four worker threads and returns the
-/// results in item order; the workers' problem counts go to `found`.
-fn parallel<T: Sync, R: Send>(items: &[T], found: &mut Found, read: impl Fn(&T, &mut Worker) -> R + Sync) -> Vec<R> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
-    let next = AtomicUsize::new(0);
-    let mut results: Vec<(usize, R)> = Vec::with_capacity(items.len());
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut worker = Worker::new();
-                    let mut out = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(item) = items.get(i) else { break };
-                        out.push((i, read(item, &mut worker)));
-                    }
-                    (out, worker.problems)
-                })
-            })
-            .collect();
-        for handle in handles {
-            let (out, problems) = handle.join().expect("scan worker panicked");
-            results.extend(out);
-            found.problems.merge(problems);
-        }
-    });
-    results.sort_unstable_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Reads one process: its leader, its first threads, and the batches of

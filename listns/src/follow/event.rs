@@ -22,19 +22,50 @@ pub enum EventKind {
 /// Every event kind with its JSON name and meaning; `docs/events.md` and the
 /// help text follow this table.
 pub const EVENT_KINDS: &[(EventKind, &str, &str)] = &[
-    (EventKind::Created, "created", "a namespace appeared (clone, unshare, or found by a rescan)"),
-    (EventKind::Entered, "entered", "a task moved into an existing namespace (setns, exec, or clone into a pending pid namespace)"),
-    (EventKind::Left, "left", "a task moved out of a namespace that still has other holders"),
-    (EventKind::Pinned, "pinned", "the last task left, and something else still holds the namespace"),
+    (
+        EventKind::Created,
+        "created",
+        "a namespace appeared (clone, unshare, or found by a rescan)",
+    ),
+    (
+        EventKind::Entered,
+        "entered",
+        "a task moved into an existing namespace (setns, exec, or clone into a pending pid namespace)",
+    ),
+    (
+        EventKind::Left,
+        "left",
+        "a task moved out of a namespace that still has other holders",
+    ),
+    (
+        EventKind::Pinned,
+        "pinned",
+        "the last task left, and something else still holds the namespace",
+    ),
     (EventKind::Destroyed, "destroyed", "the namespace is gone"),
-    (EventKind::Named, "named", "an nsfs bind mount of the namespace appeared (ip netns add, unshare --net=FILE)"),
-    (EventKind::Unnamed, "unnamed", "an nsfs bind mount of the namespace was removed"),
-    (EventKind::Lost, "lost", "the kernel dropped events; a rescan follows and reports the difference"),
+    (
+        EventKind::Named,
+        "named",
+        "an nsfs bind mount of the namespace appeared (ip netns add, unshare --net=FILE)",
+    ),
+    (
+        EventKind::Unnamed,
+        "unnamed",
+        "an nsfs bind mount of the namespace was removed",
+    ),
+    (
+        EventKind::Lost,
+        "lost",
+        "the kernel dropped events; a rescan follows and reports the difference",
+    ),
 ];
 
 impl EventKind {
     pub fn name(self) -> &'static str {
-        EVENT_KINDS.iter().find(|(k, _, _)| *k == self).map_or("?", |(_, name, _)| name)
+        EVENT_KINDS
+            .iter()
+            .find(|(k, _, _)| *k == self)
+            .map_or("?", |(_, name, _)| name)
     }
 }
 

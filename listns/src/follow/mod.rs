@@ -66,12 +66,18 @@ pub async fn run(
             "the eBPF backend is not available in this build; run with --backend poll to follow by polling"
         ),
         Backend::Auto => {
-            log::warn!("eBPF tracing is not available in this build: following by polling every {:?}", options.interval);
+            log::warn!(
+                "eBPF tracing is not available in this build: following by polling every {:?}",
+                options.interval
+            );
             Backend::Poll
         }
     };
     debug_assert_eq!(backend, Backend::Poll);
-    eprintln!("listns: following namespace changes by polling every {:?} (Ctrl-C to stop)", options.interval);
+    eprintln!(
+        "listns: following namespace changes by polling every {:?} (Ctrl-C to stop)",
+        options.interval
+    );
 
     let mut sigint = signal(SignalKind::interrupt()).context("failed to install the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("failed to install the SIGTERM handler")?;

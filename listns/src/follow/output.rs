@@ -47,7 +47,9 @@ pub fn event_json(event: &Event) -> Value {
 fn clock(time: SystemTime) -> String {
     let text = rfc3339(time);
     // `2026-12-04T20:45:04.123456789Z` -> `20:45:04.123456789`
-    text.split_once('T').map(|(_, t)| t.trim_end_matches('Z').to_string()).unwrap_or(text)
+    text.split_once('T')
+        .map(|(_, t)| t.trim_end_matches('Z').to_string())
+        .unwrap_or(text)
 }
 
 fn command(task: &TaskInfo) -> String {
@@ -99,7 +101,14 @@ pub fn event_line(event: &Event) -> String {
         }
         text.push_str(&format!("({})", details.join(", ")));
     }
-    format!("{} {:<9} {:>7} {:<20} {}", clock(event.time), event.kind.name(), pid, ns, escape(&text))
+    format!(
+        "{} {:<9} {:>7} {:<20} {}",
+        clock(event.time),
+        event.kind.name(),
+        pid,
+        ns,
+        escape(&text)
+    )
 }
 
 /// Names the `CLONE_NEW*` bits of a flag word, e.g. `CLONE_NEWNET|CLONE_NEWUTS`.
@@ -114,8 +123,16 @@ pub fn flag_names(flags: u64) -> String {
         (0x4000_0000, "CLONE_NEWNET"),
         (0x0000_0080, "CLONE_NEWTIME"),
     ];
-    let names: Vec<&str> = NAMES.iter().filter(|(bit, _)| flags & bit != 0).map(|(_, n)| *n).collect();
-    if names.is_empty() { format!("{flags:#x}") } else { names.join("|") }
+    let names: Vec<&str> = NAMES
+        .iter()
+        .filter(|(bit, _)| flags & bit != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    if names.is_empty() {
+        format!("{flags:#x}")
+    } else {
+        names.join("|")
+    }
 }
 
 /// Where events go: stdout as lines or JSON Lines, and an optional log file.

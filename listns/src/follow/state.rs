@@ -16,7 +16,11 @@ use crate::model::{Holder, LINK_COUNT, NsKey, NsState, NsType, Task, TaskLinks};
 /// a namespace still alive after the last one is reported `pinned`. The
 /// kernel frees some namespaces only after an RCU grace period (a user
 /// namespace held by a dying task's credentials took 16 ms here).
-const CHECK_DELAYS: [Duration; 3] = [Duration::from_millis(20), Duration::from_millis(100), Duration::from_millis(400)];
+const CHECK_DELAYS: [Duration; 3] = [
+    Duration::from_millis(20),
+    Duration::from_millis(100),
+    Duration::from_millis(400),
+];
 
 /// Interval between liveness checks of pinned namespaces, which catch the
 /// release of a pin that no event reports (an fd closed, a socket freed).
@@ -40,13 +44,30 @@ pub struct TaskFacts {
 #[derive(Debug, Clone)]
 pub enum Change {
     /// A new task; `flags` are the clone flags where known.
-    Fork { parent_tid: i32, child: TaskFacts, flags: u64 },
-    Unshare { task: TaskFacts, flags: u64 },
-    Setns { task: TaskFacts, nstype: u64 },
-    Exec { task: TaskFacts },
-    Exit { task: TaskFacts },
+    Fork {
+        parent_tid: i32,
+        child: TaskFacts,
+        flags: u64,
+    },
+    Unshare {
+        task: TaskFacts,
+        flags: u64,
+    },
+    Setns {
+        task: TaskFacts,
+        nstype: u64,
+    },
+    Exec {
+        task: TaskFacts,
+    },
+    Exit {
+        task: TaskFacts,
+    },
     /// A successful mount-table change, which may add or remove nsfs bind mounts.
-    Mount { task: TaskFacts, syscall: &'static str },
+    Mount {
+        task: TaskFacts,
+        syscall: &'static str,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -109,14 +130,32 @@ impl LiveState {
             mounts_dirty: false,
         };
         for ns in inventory.namespaces.values() {
-            let holders = ns.holders.iter().filter(|h| !matches!(h, Holder::Child { .. })).cloned().collect();
-            state.namespaces.insert(ns.key, LiveNs { id: ns.id, tasks: HashSet::new(), holders, state: ns.state });
+            let holders = ns
+                .holders
+                .iter()
+                .filter(|h| !matches!(h, Holder::Child { .. }))
+                .cloned()
+                .collect();
+            state.namespaces.insert(
+                ns.key,
+                LiveNs {
+                    id: ns.id,
+                    tasks: HashSet::new(),
+                    holders,
+                    state: ns.state,
+                },
+            );
         }
         for task in &inventory.tasks {
             state.tasks.insert(task.tid, task.clone());
             for slot in 0..LINK_COUNT {
                 if let Some(key) = slot_key(&task.links, slot) {
-                    state.namespaces.entry(key).or_insert_with(|| LiveNs::new(None)).tasks.insert(task.tid);
+                    state
+                        .namespaces
+                        .entry(key)
+                        .or_insert_with(|| LiveNs::new(None))
+                        .tasks
+                        .insert(task.tid);
                 }
             }
         }
@@ -138,7 +177,11 @@ impl LiveState {
         let time = event.time;
         let start = out.len();
         match event.change {
-            Change::Fork { parent_tid, child, flags } => {
+            Change::Fork {
+                parent_tid,
+                child,
+                flags,
+            } => {
                 let before = self.tasks.get(&parent_tid).map(|p| p.links).unwrap_or(child.links);
                 let task = self.task_from_facts(&child, Some(parent_tid));
                 self.move_task(task, &child, Some(before), ("clone", flags), false, out);
@@ -180,7 +223,10 @@ impl LiveState {
     /// Builds the task a kernel event describes, keeping what the state
     /// knows about it (command line, container) where the kernel has less.
     fn task_from_facts(&self, facts: &TaskFacts, parent_tid: Option<i32>) -> Task {
-        let known = self.tasks.get(&facts.tid).or_else(|| parent_tid.and_then(|p| self.tasks.get(&p)));
+        let known = self
+            .tasks
+            .get(&facts.tid)
+            .or_else(|| parent_tid.and_then(|p| self.tasks.get(&p)));
         let cmdline = match known {
             Some(k) if k.pid == facts.pid => k.cmdline.clone(),
             _ if facts.pid == facts.tid => read_cmdline(facts.pid),
@@ -226,7 +272,11 @@ impl LiveState {
                 entry.tasks.insert(tid);
                 entry.state = NsState::InUse;
                 if from != to {
-                    let kind = if created { EventKind::Created } else { EventKind::Entered };
+                    let kind = if created {
+                        EventKind::Created
+                    } else {
+                        EventKind::Entered
+                    };
                     // Entering through a `*_for_children` link is not a move;
                     // only a new namespace there is worth an event.
                     if created || slot < 8 {
@@ -261,7 +311,9 @@ impl LiveState {
 
     /// Returns whether the task still refers to `key` through any link.
     fn still_refers(&self, tid: i32, key: NsKey) -> bool {
-        self.tasks.get(&tid).is_some_and(|t| (0..LINK_COUNT).any(|slot| slot_key(&t.links, slot) == Some(key)))
+        self.tasks
+            .get(&tid)
+            .is_some_and(|t| (0..LINK_COUNT).any(|slot| slot_key(&t.links, slot) == Some(key)))
     }
 
     /// Makes sure the state knows `key`, and returns whether it is new. An
@@ -293,7 +345,9 @@ impl LiveState {
     /// Removes a task's reference to a namespace; a namespace left without
     /// tasks is checked for liveness shortly.
     fn release(&mut self, key: NsKey, tid: i32, info: &TaskInfo, syscall: &'static str) {
-        let Some(ns) = self.namespaces.get_mut(&key) else { return };
+        let Some(ns) = self.namespaces.get_mut(&key) else {
+            return;
+        };
         ns.tasks.remove(&tid);
         if ns.tasks.is_empty() && !self.defaults.contains(key) && !self.checks.iter().any(|c| c.key == key) {
             self.checks.push(PendingCheck {
@@ -307,7 +361,10 @@ impl LiveState {
     }
 
     fn ns_ref(&self, key: NsKey) -> NsRef {
-        NsRef { key, id: self.id_of(key) }
+        NsRef {
+            key,
+            id: self.id_of(key),
+        }
     }
 
     fn task_info(&self, tid: i32) -> Option<TaskInfo> {
@@ -330,7 +387,9 @@ impl LiveState {
         let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.checks).into_iter().partition(|c| c.due <= now);
         self.checks = later;
         for mut check in due {
-            let Some(ns) = self.namespaces.get(&check.key) else { continue };
+            let Some(ns) = self.namespaces.get(&check.key) else {
+                continue;
+            };
             if !ns.tasks.is_empty() {
                 continue;
             }
@@ -355,7 +414,9 @@ impl LiveState {
     }
 
     fn pin(&mut self, key: NsKey, task: Option<TaskInfo>, syscall: Option<&'static str>, out: &mut Vec<Event>) {
-        let Some(ns) = self.namespaces.get_mut(&key) else { return };
+        let Some(ns) = self.namespaces.get_mut(&key) else {
+            return;
+        };
         let hidden = ns.holders.is_empty() || ns.holders.iter().any(Holder::is_unusual);
         ns.state = if hidden { NsState::Hidden } else { NsState::Pinned };
         let mut event = Event::new(EventKind::Pinned, Origin::Check, Some(NsRef { key, id: ns.id }));
@@ -406,8 +467,11 @@ impl LiveState {
         discover::mounts::scan(&mut found);
         let mut now: HashMap<NsKey, Vec<Holder>> = HashMap::new();
         for (key, entry) in found.namespaces {
-            let mounts: Vec<Holder> =
-                entry.holders.into_iter().filter(|h| matches!(h, Holder::BindMount { .. })).collect();
+            let mounts: Vec<Holder> = entry
+                .holders
+                .into_iter()
+                .filter(|h| matches!(h, Holder::BindMount { .. }))
+                .collect();
             if !mounts.is_empty() {
                 now.insert(key, mounts);
             }
@@ -423,12 +487,25 @@ impl LiveState {
                 out.push(Event::new(EventKind::Created, Origin::Check, Some(NsRef { key, id })));
             }
         }
-        let keys: Vec<NsKey> = self.namespaces.keys().copied().chain(now.keys().copied()).collect::<HashSet<_>>().into_iter().collect();
+        let keys: Vec<NsKey> = self
+            .namespaces
+            .keys()
+            .copied()
+            .chain(now.keys().copied())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
         for key in keys {
-            let Some(ns) = self.namespaces.get_mut(&key) else { continue };
+            let Some(ns) = self.namespaces.get_mut(&key) else {
+                continue;
+            };
             let new_mounts = now.remove(&key).unwrap_or_default();
-            let old_mounts: Vec<Holder> =
-                ns.holders.iter().filter(|h| matches!(h, Holder::BindMount { .. })).cloned().collect();
+            let old_mounts: Vec<Holder> = ns
+                .holders
+                .iter()
+                .filter(|h| matches!(h, Holder::BindMount { .. }))
+                .cloned()
+                .collect();
             let added: Vec<Holder> = new_mounts.iter().filter(|h| !old_mounts.contains(h)).cloned().collect();
             let removed: Vec<Holder> = old_mounts.iter().filter(|h| !new_mounts.contains(h)).cloned().collect();
             if added.is_empty() && removed.is_empty() {
@@ -489,7 +566,11 @@ impl LiveState {
                 out.push(event);
             }
             let mounts = |holders: &[Holder]| -> Vec<Holder> {
-                holders.iter().filter(|h| matches!(h, Holder::BindMount { .. })).cloned().collect()
+                holders
+                    .iter()
+                    .filter(|h| matches!(h, Holder::BindMount { .. }))
+                    .cloned()
+                    .collect()
             };
             let (before, after) = (mounts(&old.holders), mounts(&ns.holders));
             let added: Vec<Holder> = after.iter().filter(|h| !before.contains(h)).cloned().collect();
@@ -504,7 +585,11 @@ impl LiveState {
         }
         for (key, ns) in &self.namespaces {
             if !new.namespaces.contains_key(key) {
-                out.push(Event::new(EventKind::Destroyed, origin, Some(NsRef { key: *key, id: ns.id })));
+                out.push(Event::new(
+                    EventKind::Destroyed,
+                    origin,
+                    Some(NsRef { key: *key, id: ns.id }),
+                ));
             }
         }
         // Tasks that changed namespaces since the last state, and new tasks
@@ -512,7 +597,11 @@ impl LiveState {
         for (tid, task) in &new.tasks {
             let before = match self.tasks.get(tid) {
                 Some(old) if old.pid == task.pid => Some(old.links),
-                _ => new.tasks.get(&task.ppid).or_else(|| self.tasks.get(&task.ppid)).map(|p| p.links),
+                _ => new
+                    .tasks
+                    .get(&task.ppid)
+                    .or_else(|| self.tasks.get(&task.ppid))
+                    .map(|p| p.links),
             };
             let Some(before) = before else { continue };
             for slot in 0..8 {
@@ -543,7 +632,12 @@ impl LiveState {
 
 impl LiveNs {
     fn new(id: Option<u64>) -> LiveNs {
-        LiveNs { id, tasks: HashSet::new(), holders: Vec::new(), state: NsState::InUse }
+        LiveNs {
+            id,
+            tasks: HashSet::new(),
+            holders: Vec::new(),
+            state: NsState::InUse,
+        }
     }
 }
 
@@ -576,7 +670,11 @@ fn info_from_facts(facts: &TaskFacts) -> TaskInfo {
 fn read_cmdline(pid: i32) -> Vec<String> {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|bytes| {
-            bytes.split(|&b| b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
+            bytes
+                .split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
         })
         .unwrap_or_default()
 }

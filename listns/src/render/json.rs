@@ -4,6 +4,9 @@
 use std::io::{self, Write};
 use std::time::SystemTime;
 
+use std::cell::RefCell;
+
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::inventory::{Inventory, Namespace};
@@ -28,17 +31,6 @@ pub fn write(
     pretty: bool,
 ) -> io::Result<()> {
     let shown: std::collections::HashSet<NsKey> = namespaces.iter().map(|ns| ns.key).collect();
-    let tasks: Vec<Value> = inventory
-        .tasks
-        .iter()
-        .filter(|t| {
-            let member = NsType::ALL
-                .into_iter()
-                .any(|ty| t.links.get(ty).is_some_and(|k| shown.contains(&k)));
-            member || (all_tasks && t.links.member.iter().all(|&i| i == 0))
-        })
-        .map(task)
-        .collect();
     let defaults: serde_json::Map<String, Value> = NsType::ALL
         .into_iter()
         .map(|ty| {
@@ -57,25 +49,66 @@ pub fn write(
             json!({"what": kind.what, "reason": kind.reason.name(), "count": row.count, "pids": row.pids, "error": row.example})
         })
         .collect();
-    let doc = json!({
-        "schema": "listns.snapshot",
-        "schema_version": SCHEMA_VERSION,
-        "time": rfc3339(inventory.taken_at),
-        "route": inventory.route,
-        "privileged": inventory.privileged,
-        "kernel": rustix::system::uname().release().to_string_lossy(),
-        "defaults": defaults,
-        "namespaces": namespaces.iter().map(|ns| namespace(inventory, ns)).collect::<Vec<_>>(),
-        "tasks": tasks,
-        "problems": problems,
-        "notes": inventory.notes,
+    let tasks = inventory.tasks.iter().filter(|t| {
+        let member = NsType::ALL
+            .into_iter()
+            .any(|ty| t.links.get(ty).is_some_and(|k| shown.contains(&k)));
+        member || (all_tasks && t.links.member.iter().all(|&i| i == 0))
     });
+    // Namespaces and tasks are serialized one at a time as the writer goes,
+    // so a host with 10,000 tasks never holds the whole document in memory.
+    let doc = Snapshot {
+        schema: "listns.snapshot",
+        schema_version: SCHEMA_VERSION,
+        time: rfc3339(inventory.taken_at),
+        route: inventory.route,
+        privileged: inventory.privileged,
+        kernel: rustix::system::uname().release().to_string_lossy().into_owned(),
+        defaults,
+        namespaces: Lazy::new(namespaces.iter().map(|ns| namespace(inventory, ns))),
+        tasks: Lazy::new(tasks.map(task)),
+        problems,
+        notes: &inventory.notes,
+    };
     if pretty {
         serde_json::to_writer_pretty(&mut *out, &doc)?;
     } else {
         serde_json::to_writer(&mut *out, &doc)?;
     }
     writeln!(out)
+}
+
+/// The top level of the snapshot document, in output order.
+#[derive(Serialize)]
+#[serde(bound(serialize = "N: Iterator<Item = Value>, T: Iterator<Item = Value>"))]
+struct Snapshot<'a, N, T> {
+    schema: &'static str,
+    schema_version: u32,
+    time: String,
+    route: &'static str,
+    privileged: bool,
+    kernel: String,
+    defaults: serde_json::Map<String, Value>,
+    namespaces: Lazy<N>,
+    tasks: Lazy<T>,
+    problems: Vec<Value>,
+    notes: &'a [String],
+}
+
+/// A JSON array whose elements are made only while it is being written.
+struct Lazy<I>(RefCell<Option<I>>);
+
+impl<I> Lazy<I> {
+    fn new(items: I) -> Self {
+        Lazy(RefCell::new(Some(items)))
+    }
+}
+
+impl<I: Iterator<Item = Value>> Serialize for Lazy<I> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let items = self.0.borrow_mut().take();
+        serializer.collect_seq(items.into_iter().flatten())
+    }
 }
 
 /// A reference to another namespace: type, inode and id.

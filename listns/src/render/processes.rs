@@ -17,7 +17,12 @@ use crate::inventory::{Inventory, Namespace};
 use crate::model::{NsState, NsType, Task};
 
 /// Writes the per-process view of `namespaces`.
-pub fn write(out: &mut (impl Write + ?Sized), inventory: &Inventory, namespaces: &[&Namespace], layout: Layout) -> io::Result<()> {
+pub fn write(
+    out: &mut (impl Write + ?Sized),
+    inventory: &Inventory,
+    namespaces: &[&Namespace],
+    layout: Layout,
+) -> io::Result<()> {
     let mut rows: Vec<Vec<String>> = Vec::new();
     if !layout.noheadings {
         rows.push(vec!["PID".into(), "Namespace".into(), "Thread/Command".into()]);
