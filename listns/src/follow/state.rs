@@ -462,8 +462,10 @@ impl LiveState {
     /// difference as `named` and `unnamed`.
     pub fn refresh_mounts(&mut self, out: &mut Vec<Event>) {
         self.mounts_dirty = false;
-        let mut found = Found::default();
-        found.tasks = self.tasks.values().filter(|t| t.is_leader()).cloned().collect();
+        let mut found = Found {
+            tasks: self.tasks.values().filter(|t| t.is_leader()).cloned().collect(),
+            ..Found::default()
+        };
         discover::mounts::scan(&mut found);
         let mut now: HashMap<NsKey, Vec<Holder>> = HashMap::new();
         for (key, entry) in found.namespaces {
