@@ -19,10 +19,8 @@ pub const USUAL_PIN_DIRS: &[(&str, &str)] = &[
     ("/var/run/netns/", "ip netns (through the /var/run link)"),
     ("/run/docker/netns/", "Docker"),
     ("/var/run/docker/netns/", "Docker"),
-    (
-        "/run/user/",
-        "rootless podman and other per-user runtimes (netns/, userns/)",
-    ),
+    ("/run/user/*/netns/", "rootless podman and other per-user runtimes"),
+    ("/run/user/*/userns/", "rootless podman (pinned user namespaces)"),
     ("/run/containerd/", "containerd"),
     ("/var/run/containerd/", "containerd"),
     ("/run/ipcns/", "CRI-O pinns"),
@@ -35,9 +33,16 @@ pub const USUAL_PIN_DIRS: &[(&str, &str)] = &[
     ("/var/lib/lxc/", "LXC"),
 ];
 
-/// Returns whether a bind-mount path is in one of [`USUAL_PIN_DIRS`].
+/// Returns whether a bind-mount path is in one of [`USUAL_PIN_DIRS`]. A `*`
+/// in an entry stands for one path component, such as a UID.
 pub fn is_usual_pin_path(path: &str) -> bool {
-    USUAL_PIN_DIRS.iter().any(|(dir, _)| path.starts_with(dir))
+    USUAL_PIN_DIRS.iter().any(|(dir, _)| match dir.split_once('*') {
+        None => path.starts_with(dir),
+        Some((prefix, suffix)) => path
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.find('/').map(|slash| &rest[slash..]))
+            .is_some_and(|rest| rest.starts_with(suffix)),
+    })
 }
 
 /// One namespace of the snapshot.
@@ -103,8 +108,10 @@ pub fn scan() -> anyhow::Result<Inventory> {
     discover::tasks::scan(&mut found, &defaults).context("failed to read /proc; is procfs mounted?")?;
     match discover::fds::scan(&mut found) {
         Ok(stats) => found.note(format!(
-            "fds: {} fds of {} processes, {} sockets probed",
-            stats.fds, stats.processes, stats.sockets_probed
+            "fds: {} read in {} fd tables, {} probed",
+            count(stats.fds, "fd"),
+            stats.processes,
+            count(stats.sockets_probed, "socket")
         )),
         Err(err) => found.note(format!("fds: not scanned: {err}")),
     }
@@ -210,6 +217,15 @@ fn assemble(found: Found, defaults: Defaults, taken_at: SystemTime) -> Inventory
     }
 }
 
+/// Formats a count with its noun, e.g. `1 socket` or `3 sockets`.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 fn empty(key: NsKey) -> Namespace {
     Namespace {
         key,
@@ -235,5 +251,8 @@ mod tests {
         assert!(is_usual_pin_path("/run/docker/netns/1a2b3c"));
         assert!(!is_usual_pin_path("/tmp/c2"));
         assert!(!is_usual_pin_path("/run/netnsx"));
+        assert!(is_usual_pin_path("/run/user/1000/netns/netns-1a2b"));
+        assert!(!is_usual_pin_path("/run/user/0/evil"));
+        assert!(!is_usual_pin_path("/run/user/1000/x/netns/evil"));
     }
 }

@@ -25,10 +25,11 @@ fn main() -> ExitCode {
         }
     };
     if let Some(pid) = cli.pid
-        && !inventory.tasks.iter().any(|t| t.pid == pid)
+        && let Err((code, message)) = check_pid(&inventory, pid)
     {
-        eprintln!("listns: no process with PID {pid}: check the PID with `ps -p {pid}`");
-        return ExitCode::from(EXIT_USAGE);
+        report_problems(&inventory);
+        eprintln!("listns: {message}");
+        return ExitCode::from(code);
     }
 
     if cli.follow {
@@ -94,6 +95,7 @@ fn follow(cli: &Cli, inventory: Inventory) -> ExitCode {
                     noheadings: cli.noheadings,
                     raw: cli.raw,
                 },
+                cli.pid,
             )
         }
     };
@@ -104,6 +106,33 @@ fn follow(cli: &Cli, inventory: Inventory) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Checks the PID of `-p`: it must be a process whose namespaces were read.
+fn check_pid(inventory: &Inventory, pid: i32) -> Result<(), (u8, String)> {
+    let tasks: Vec<_> = inventory.tasks.iter().filter(|t| t.pid == pid).collect();
+    if tasks.is_empty() {
+        return Err(match inventory.tasks.iter().find(|t| t.tid == pid) {
+            Some(thread) => (
+                EXIT_USAGE,
+                format!("{pid} is a thread of process {}; use -p {}", thread.pid, thread.pid),
+            ),
+            None => (
+                EXIT_USAGE,
+                format!("no process with PID {pid}: check the PID with `ps -p {pid}`"),
+            ),
+        });
+    }
+    if tasks.iter().all(|t| t.links.member.iter().all(|&inode| inode == 0)) {
+        let zombie = tasks.iter().any(|t| t.zombie && t.is_leader());
+        let why = if zombie {
+            "it is a zombie, which has no namespaces left"
+        } else {
+            "see the report above"
+        };
+        return Err((1, format!("the namespaces of PID {pid} could not be read: {why}")));
+    }
+    Ok(())
 }
 
 fn init_logging(verbose: u8) {
@@ -130,7 +159,10 @@ fn select<'a>(cli: &Cli, inventory: &'a Inventory) -> Vec<&'a Namespace> {
         .filter(|ns| !(hide_defaults && ns.state == NsState::Default))
         .filter(|ns| !cli.hidden || matches!(ns.state, NsState::Pinned | NsState::Hidden))
         .filter(|ns| match cli.pid {
-            Some(pid) => ns.tasks.iter().any(|&i| inventory.tasks[i].pid == pid),
+            Some(pid) => {
+                ns.tasks.iter().any(|&i| inventory.tasks[i].pid == pid)
+                    || ns.holders.iter().any(|h| h.pid() == Some(pid))
+            }
             None => true,
         })
         .collect()
@@ -156,7 +188,7 @@ fn write(out: &mut impl Write, cli: &Cli, inventory: &Inventory, shown: &[&Names
         };
         return render::table::write(out, inventory, shown, &cols, layout);
     }
-    render::processes::write(out, inventory, shown, layout)
+    render::processes::write(out, inventory, shown, layout, cli.pid)
 }
 
 /// Reports on stderr what could not be inspected, so nothing is lost silently.

@@ -59,12 +59,19 @@ pub enum Holder {
         /// Whether the mount point is one of the usual places ([`crate::inventory::USUAL_PIN_DIRS`]).
         usual: bool,
     },
-    /// An open file descriptor on an nsfs file.
-    Fd { pid: i32, fd: i32 },
+    /// An open file descriptor on an nsfs file. `tid` differs from `pid`
+    /// only for a thread with an fd table of its own (`unshare(CLONE_FILES)`),
+    /// or when the leader has exited.
+    Fd { pid: i32, tid: i32, fd: i32 },
     /// A socket whose network namespace differs from its process's.
-    Socket { pid: i32, fd: i32, socket_inode: u64 },
+    Socket {
+        pid: i32,
+        tid: i32,
+        fd: i32,
+        socket_inode: u64,
+    },
     /// A tun/tap fd whose device lives in another network namespace.
-    Tun { pid: i32, fd: i32 },
+    Tun { pid: i32, tid: i32, fd: i32 },
     /// Another namespace that refers to this one: a user namespace owns
     /// namespaces, and pid and user namespaces keep their parents alive.
     Child { relation: Relation, child: NsKey },
@@ -150,9 +157,9 @@ impl fmt::Display for Holder {
                 Some(mnt) => write!(f, "bind mount {path} in {mnt}"),
                 None => write!(f, "bind mount {path}"),
             },
-            Holder::Fd { pid, fd } => write!(f, "fd {fd} of PID {pid}"),
-            Holder::Socket { pid, fd, .. } => write!(f, "socket fd {fd} of PID {pid}"),
-            Holder::Tun { pid, fd } => write!(f, "tun fd {fd} of PID {pid}"),
+            Holder::Fd { pid, tid, fd } => write!(f, "fd {fd} of {}", owner(*pid, *tid)),
+            Holder::Socket { pid, tid, fd, .. } => write!(f, "socket fd {fd} of {}", owner(*pid, *tid)),
+            Holder::Tun { pid, tid, fd } => write!(f, "tun fd {fd} of {}", owner(*pid, *tid)),
             Holder::Child {
                 relation: Relation::Owner,
                 child,
@@ -163,6 +170,15 @@ impl fmt::Display for Holder {
             } => write!(f, "parent of {child}"),
             Holder::KernelList => f.write_str("kernel namespace list only"),
         }
+    }
+}
+
+/// Names the task whose fd table holds an fd: `PID 812`, or `TID 815 (PID 812)`.
+fn owner(pid: i32, tid: i32) -> String {
+    if pid == tid {
+        format!("PID {pid}")
+    } else {
+        format!("TID {tid} (PID {pid})")
     }
 }
 

@@ -1,7 +1,7 @@
 //! Counts of what a scan could not inspect, by reason, so nothing is dropped
 //! silently.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io;
 
@@ -42,21 +42,28 @@ pub struct ProblemKind {
     pub what: &'static str,
 }
 
-/// One row of the report: how often it happened, and the first PIDs involved.
+/// One row of the report: how often it happened, and the PIDs involved.
 #[derive(Debug, Clone, Default)]
 pub struct ProblemCount {
+    /// Failures counted: one per task, fd or file that could not be read.
     pub count: u64,
-    /// The first [`MAX_PIDS`] distinct PIDs involved.
-    pub pids: Vec<i32>,
-    /// More distinct PIDs were involved than `pids` holds.
-    pub more_pids: bool,
+    /// The distinct PIDs involved.
+    pub pids: BTreeSet<i32>,
     /// The first error message of a `Failed` row.
     pub example: Option<String>,
 }
 
-/// Maximum number of PIDs kept per row, so a scan of a huge host stays small.
-const MAX_PIDS: usize = 10;
+impl ProblemCount {
+    /// Returns the lowest [`SHOWN_PIDS`] PIDs, which the report names.
+    pub fn first_pids(&self) -> Vec<i32> {
+        self.pids.iter().copied().take(SHOWN_PIDS).collect()
+    }
+}
 
+/// Number of PIDs the report names per row.
+const SHOWN_PIDS: usize = 10;
+
+/// What a scan could not inspect, by kind.
 #[derive(Debug, Clone, Default)]
 pub struct Problems {
     pub rows: BTreeMap<ProblemKind, ProblemCount>,
@@ -69,12 +76,8 @@ impl Problems {
         log::debug!("could not read {what} of PID {pid}: {err}");
         let row = self.rows.entry(ProblemKind { reason, what }).or_default();
         row.count += 1;
-        if pid != 0 && !row.pids.contains(&pid) {
-            if row.pids.len() < MAX_PIDS {
-                row.pids.push(pid);
-            } else {
-                row.more_pids = true;
-            }
+        if pid != 0 {
+            row.pids.insert(pid);
         }
         if reason == Reason::Failed && row.example.is_none() {
             row.example = Some(err.to_string());
@@ -86,17 +89,7 @@ impl Problems {
         for (kind, theirs) in other.rows {
             let row = self.rows.entry(kind).or_default();
             row.count += theirs.count;
-            for pid in theirs.pids {
-                if row.pids.contains(&pid) {
-                    continue;
-                }
-                if row.pids.len() < MAX_PIDS {
-                    row.pids.push(pid);
-                } else {
-                    row.more_pids = true;
-                }
-            }
-            row.more_pids |= theirs.more_pids;
+            row.pids.extend(theirs.pids);
             if row.example.is_none() {
                 row.example = theirs.example;
             }
@@ -107,8 +100,7 @@ impl Problems {
         self.rows.is_empty()
     }
 
-    /// Counts only the rows where something was actually hidden from the scan,
-    /// leaving out tasks that simply exited.
+    /// Returns the number of failures with this reason, over all rows.
     pub fn count(&self, reason: Reason) -> u64 {
         self.rows
             .iter()
@@ -118,7 +110,8 @@ impl Problems {
     }
 }
 
-/// One line per row, e.g. `  namespace links: permission denied, 18 times (PID 1)`.
+/// One line per row, e.g.
+/// `  namespace links: permission denied, 18 times in 1 process (PID 1)`.
 impl fmt::Display for Problems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (kind, row) in &self.rows {
@@ -131,9 +124,10 @@ impl fmt::Display for Problems {
                 n => write!(f, ", {n} times")?,
             }
             if !row.pids.is_empty() {
-                let pids: Vec<String> = row.pids.iter().map(i32::to_string).collect();
-                let more = if row.more_pids { ", ..." } else { "" };
-                write!(f, " (PID {}{more})", pids.join(", "))?;
+                let pids: Vec<String> = row.first_pids().iter().map(i32::to_string).collect();
+                let more = if row.pids.len() > SHOWN_PIDS { ", ..." } else { "" };
+                let noun = if row.pids.len() == 1 { "process" } else { "processes" };
+                write!(f, " in {} {noun} (PID {}{more})", row.pids.len(), pids.join(", "))?;
             }
             writeln!(f)?;
         }

@@ -12,10 +12,10 @@ use std::process::Command;
 
 use common::{
     NetnsName, NsHandle, Proc, TmpNetnsMount, assert_state, describe, is_holder_row, is_root, json_namespace, listns,
-    listns_ok, parse_json, proc_state, rows_of, scan, wait_until,
+    listns_ok, parse_json, proc_state, rows_of, run_ok, scan, unique_name, wait_until,
 };
 use listns::inventory::Inventory;
-use listns::model::{Holder, NsState, NsType, Relation, Task, TaskLink};
+use listns::model::{Holder, NsKey, NsState, NsType, Relation, Task, TaskLink};
 use listns::nsfs;
 use listns::problems::Reason;
 
@@ -173,8 +173,8 @@ fn case_03_netns_held_by_fd() {
         "expected no task in the fd-held netns, found {details}"
     );
     assert!(
-        ns.holders.contains(&Holder::Fd { pid, fd: 4 }),
-        "expected the holder Fd {{ pid: {pid}, fd: 4 }} on {details}"
+        ns.holders.contains(&Holder::Fd { pid, tid: pid, fd: 4 }),
+        "expected the holder Fd {{ pid: {pid}, tid: {pid}, fd: 4 }} on {details}"
     );
     assert!(
         ns.names.is_empty(),
@@ -311,7 +311,11 @@ sys.stdin.read()
         ns.tasks.is_empty(),
         "expected no task in the tun-held netns, found {details}"
     );
-    let expected = Holder::Tun { pid, fd: tun_fd };
+    let expected = Holder::Tun {
+        pid,
+        tid: pid,
+        fd: tun_fd,
+    };
     assert!(
         ns.holders.contains(&expected),
         "expected the holder {expected:?} on {details}"
@@ -973,10 +977,130 @@ libc.pthread_exit(None)
             handle.key, handle.id
         );
     };
-    let expected = Holder::Fd { pid, fd };
+    let expected = Holder::Fd { pid, tid, fd };
     assert!(
         ns.holders.contains(&expected),
         "expected the holder {expected:?} on {}",
         describe(&inventory, ns)
+    );
+}
+
+/// A thread that unshared its fd table holds a namespace through an fd that
+/// its process's own fd table does not have.
+#[test]
+fn fd_in_thread_private_table() {
+    if !is_root("fd_in_thread_private_table") {
+        return;
+    }
+    let mut netns = NetnsName::add("files");
+    let handle = NsHandle::open(&netns.path, NsType::Net);
+    let python = Proc::python(
+        &format!(
+            r#"{PY_PRELUDE}
+CLONE_FILES = 0x400
+opened = threading.Event()
+def run():
+    check(libc.unshare(CLONE_FILES), "unshare")
+    fd = os.open(sys.argv[1], os.O_RDONLY)
+    print(threading.get_native_id(), fd, flush=True)
+    opened.set()
+    threading.Event().wait()
+threading.Thread(target=run).start()
+opened.wait()
+threading.Event().wait()
+"#
+        ),
+        &[netns.path_str()],
+    );
+    let line = python.read_line();
+    let numbers: Vec<i32> = line.split_whitespace().filter_map(|n| n.parse().ok()).collect();
+    let [tid, fd] = numbers[..] else {
+        panic!("python printed {line:?}, expected `TID FD`")
+    };
+    let pid = python.pid();
+    netns.delete();
+
+    let inventory = scan();
+    let Some(ns) = inventory.namespaces.get(&handle.key) else {
+        panic!(
+            "{} held only by fd {fd} of thread {tid} (PID {pid}) is missing from the inventory",
+            handle.key
+        );
+    };
+    let expected = Holder::Fd { pid, tid, fd };
+    assert!(
+        ns.holders.contains(&expected),
+        "expected the holder {expected:?} on {}",
+        describe(&inventory, ns)
+    );
+}
+
+/// Only network namespaces mounted in /run/netns are `ip netns` names; a
+/// UTS namespace mounted there must not turn into a phantom network namespace.
+#[test]
+fn run_netns_ignores_other_types() {
+    if !is_root("run_netns_ignores_other_types") {
+        return;
+    }
+    let name = unique_name("uts");
+    let path = format!("/run/netns/{name}");
+    std::fs::create_dir_all("/run/netns").expect("create /run/netns");
+    std::fs::write(&path, b"").expect("create the mount point");
+    // Removes the mount and the file also when an assert fails.
+    struct Cleanup(String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(path.clone());
+    run_ok("unshare", &[&format!("--uts={path}"), "true"]);
+    let handle = NsHandle::open(&path, NsType::Uts);
+
+    let inventory = scan();
+    let uts = handle.find(&inventory);
+    assert!(
+        uts.names.is_empty(),
+        "a UTS namespace got ip netns names: {}",
+        describe(&inventory, uts)
+    );
+    let phantom = NsKey {
+        ty: NsType::Net,
+        inode: handle.key.inode,
+    };
+    assert!(
+        !inventory.namespaces.contains_key(&phantom),
+        "{phantom} appeared although only {} is mounted at {path}",
+        handle.key
+    );
+}
+
+/// `-p PID` lists the rows of that process only, as `lsns -p` does, and the
+/// namespaces it holds without being in them.
+#[test]
+fn task_filter_shows_own_rows() {
+    if !is_root("task_filter_shows_own_rows") {
+        return;
+    }
+    let proc = python("libc.unshare(0x20000000)\nprint('ready', flush=True)\nthreading.Event().wait()\n");
+    assert_eq!(proc.read_line(), "ready");
+    let pid = proc.pid();
+    let output = listns_ok(&["-p", &pid.to_string()]);
+    let rows: Vec<&str> = output.lines().skip(1).collect();
+    for row in &rows {
+        let first = row.split_whitespace().next().unwrap_or("");
+        assert!(
+            first == pid.to_string() || first == "--",
+            "row of another process in `-p {pid}`: {row:?}"
+        );
+    }
+    assert!(
+        rows.iter().any(|r| r.contains("pending pid_for_children of PID")),
+        "the pending pid namespace held by PID {pid} is missing from `-p {pid}`:\n{output}"
+    );
+    assert!(
+        rows.len() >= 9,
+        "expected the 8 namespaces and the pending one of PID {pid}, found:\n{output}"
     );
 }

@@ -74,6 +74,9 @@ impl super::Worker for Worker {
     }
 }
 
+/// Device number of `/dev/net/tun`: major 10, minor 200.
+const TUN_DEVICE: u64 = (10 << 8) | 200;
+
 /// The identity of the running executable, to recognise other listns runs.
 type ExeId = Option<(u64, u64)>;
 
@@ -133,6 +136,7 @@ pub fn scan(found: &mut Found) -> io::Result<FdStats> {
                             netns,
                             Holder::Socket {
                                 pid,
+                                tid,
                                 fd,
                                 socket_inode: inode,
                             },
@@ -144,7 +148,7 @@ pub fn scan(found: &mut Found) -> io::Result<FdStats> {
                     if let Some(netns) = probe_other_fd(found, &mut pidfd, (pid, tid), fd, nsfs::tun_netns)
                         && netns.inode != own_netns
                     {
-                        found.hold(netns, Holder::Tun { pid, fd }, super::no_open);
+                        found.hold(netns, Holder::Tun { pid, tid, fd }, super::no_open);
                     }
                 }
                 FdKind::Nsfs { ty, inode } => {
@@ -163,7 +167,7 @@ pub fn scan(found: &mut Found) -> io::Result<FdStats> {
                             }
                         },
                     };
-                    found.hold(key, Holder::Fd { pid, fd }, open);
+                    found.hold(key, Holder::Fd { pid, tid, fd }, open);
                 }
             }
         }
@@ -219,10 +223,6 @@ fn read_table(
             scan.found.push((fd, FdKind::Socket { inode }));
             continue;
         }
-        if link == b"/dev/net/tun" {
-            scan.found.push((fd, FdKind::Tun));
-            continue;
-        }
         // Pipes, anonymous inodes and the like are never namespaces.
         let hint = type_hint(link);
         if hint.is_none() && !link.starts_with(b"/") {
@@ -235,6 +235,14 @@ fn read_table(
                 continue;
             }
         };
+        // The tun device is recognised by its number, whatever its path
+        // (a container may have its own /dev).
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::CharacterDevice
+            && st.st_rdev == TUN_DEVICE
+        {
+            scan.found.push((fd, FdKind::Tun));
+            continue;
+        }
         if st.st_dev != nsfs_dev {
             continue;
         }
@@ -258,29 +266,68 @@ fn read_table(
     Some(scan)
 }
 
-/// Picks one task per process to read its fd table from: the leader, or a
-/// live thread of a process whose leader has exited. Kernel threads have no
-/// fds, and the scanner's own are skipped.
-fn fd_tables(found: &Found, own_pid: i32) -> Vec<FdTable> {
+/// Picks the fd tables to read: one per process (the leader's, or a live
+/// thread's when the leader has exited), plus one per thread that has a
+/// table of its own, as `kcmp(KCMP_FILES)` tells. Kernel threads have no fds,
+/// and the scanner's own are skipped.
+fn fd_tables(found: &mut Found, own_pid: i32) -> Vec<FdTable> {
     let mut tables: Vec<FdTable> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut first: HashMap<i32, i32> = HashMap::new();
+    let mut kcmp_missing = false;
+    let mut failures = Vec::new();
     // The task scan records each leader before its threads, so a process
     // keeps its leader when the leader is alive.
     for task in &found.tasks {
-        if task.kthread || task.pid == own_pid || task.zombie || seen.contains(&task.pid) {
+        if task.kthread || task.pid == own_pid || task.zombie {
             continue;
         }
         if !task.is_leader() && task.links.member.iter().all(|&i| i == 0) {
             continue;
         }
-        seen.insert(task.pid);
-        tables.push(FdTable {
+        let table = FdTable {
             pid: task.pid,
             tid: task.tid,
             netns: task.links.member[NsType::Net.index()],
-        });
+        };
+        let Some(&reader) = first.get(&task.pid) else {
+            first.insert(task.pid, task.tid);
+            tables.push(table);
+            continue;
+        };
+        if kcmp_missing {
+            continue;
+        }
+        match shares_files(reader, task.tid) {
+            Ok(true) => {}
+            Ok(false) => tables.push(table),
+            Err(err) if err.raw_os_error() == Some(libc::ENOSYS) => kcmp_missing = true,
+            Err(err) => failures.push((task.pid, err)),
+        }
+    }
+    for (pid, err) in failures {
+        found.problems.record("fd table of a thread", pid, &err);
+    }
+    if kcmp_missing {
+        found.note(
+            "fds: kcmp() is missing (CONFIG_CHECKPOINT_RESTORE), so fd tables private to one thread are not read"
+                .into(),
+        );
     }
     tables
+}
+
+/// `KCMP_FILES` of `kcmp(2)`.
+const KCMP_FILES: libc::c_long = 2;
+
+/// Returns whether two tasks share one fd table.
+fn shares_files(a: i32, b: i32) -> io::Result<bool> {
+    // SAFETY: kcmp takes two pids, a type and two unused arguments, and
+    // returns 0 for "same object" or a positive order otherwise.
+    let ret = unsafe { libc::syscall(libc::SYS_kcmp, a, b, KCMP_FILES, 0, 0) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(ret == 0)
 }
 
 fn parse_number(digits: &[u8]) -> Option<u64> {

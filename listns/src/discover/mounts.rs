@@ -1051,25 +1051,41 @@ pub fn scan(found: &mut super::Found) {
     use std::collections::BTreeMap;
     use std::os::fd::AsFd;
 
-    use crate::inventory::is_usual_pin_path;
+    use crate::inventory::{count, is_usual_pin_path};
     use crate::model::{Holder, NsKey, NsType};
 
-    // One process per mount namespace is enough: they all see the same mounts.
-    let mut readers: BTreeMap<u64, i32> = BTreeMap::new();
+    /// Processes tried per mount namespace before its mountinfo counts as unreadable.
+    const MAX_READERS: usize = 3;
+
+    // Every process of a mount namespace sees the same mounts; a few are
+    // kept per namespace in case the first exits before it is read.
+    let mut readers: BTreeMap<u64, Vec<i32>> = BTreeMap::new();
     for task in found.tasks.iter().filter(|t| t.is_leader() && !t.zombie) {
         let mnt = task.links.member[NsType::Mnt.index()];
-        if mnt != 0 {
-            readers.entry(mnt).or_insert(task.pid);
+        let pids = readers.entry(mnt).or_default();
+        if mnt != 0 && pids.len() < MAX_READERS {
+            pids.push(task.pid);
         }
     }
+    readers.remove(&0);
     let mut read = 0usize;
-    for (&mnt_inode, &pid) in &readers {
-        let mounts = match read_nsfs_mounts(pid) {
-            Ok(mounts) => mounts,
-            Err(err) => {
-                found.problems.record("mountinfo", pid, &err);
-                continue;
+    for (&mnt_inode, pids) in &readers {
+        let mut last_error = None;
+        let mut mounts = None;
+        for &pid in pids {
+            match read_nsfs_mounts(pid) {
+                Ok(m) => {
+                    mounts = Some((pid, m));
+                    break;
+                }
+                Err(err) => last_error = Some((pid, err)),
             }
+        }
+        let Some((pid, mounts)) = mounts else {
+            if let Some((pid, err)) = last_error {
+                found.problems.record("mountinfo", pid, &err);
+            }
+            continue;
         };
         read += 1;
         let mnt_ns = NsKey {
@@ -1099,13 +1115,14 @@ pub fn scan(found: &mut super::Found) {
             );
         }
     }
+    let read = count(read, "mount namespace");
 
     // Mount namespaces without a task: the kernel's list of them.
     let own = match super::procfs_io::open_read(rustix::fs::CWD, "/proc/self/ns/mnt") {
         Ok(fd) => fd,
         Err(err) => {
             return found.note(format!(
-                "mounts: mountinfo of {read} mount namespaces; own mount namespace unreadable: {err}"
+                "mounts: mountinfo of {read}; own mount namespace unreadable: {err}"
             ));
         }
     };
@@ -1113,15 +1130,19 @@ pub fn scan(found: &mut super::Found) {
         Ok(all) => all,
         Err(err) => {
             return found.note(format!(
-                "mounts: mountinfo of {read} mount namespaces; mount namespaces without a task are not listed \
+                "mounts: mountinfo of {read}; mount namespaces without a task are not listed \
                  (NS_MNT_GET_NEXT: {err}; needs Linux 6.12+ and root)"
             ));
         }
     };
     let mut orphans = 0usize;
     for (fd, mnt_ns_id) in all {
-        let Ok(key) = crate::nsfs::key_of(fd.as_fd(), Some(NsType::Mnt)) else {
-            continue;
+        let key = match crate::nsfs::key_of(fd.as_fd(), Some(NsType::Mnt)) {
+            Ok(key) => key,
+            Err(err) => {
+                found.problems.record("mount namespace from NS_MNT_GET_NEXT", 0, &err);
+                continue;
+            }
         };
         if readers.contains_key(&key.inode) {
             continue;
@@ -1166,7 +1187,8 @@ pub fn scan(found: &mut super::Found) {
         }
     }
     found.note(format!(
-        "mounts: mountinfo of {read} mount namespaces, {orphans} mount namespaces without a task via NS_MNT_GET_NEXT"
+        "mounts: mountinfo of {read}, {} without a task via NS_MNT_GET_NEXT",
+        count(orphans, "mount namespace")
     ));
 }
 

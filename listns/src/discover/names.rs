@@ -5,7 +5,7 @@ use std::os::fd::AsFd;
 
 use super::Found;
 use super::procfs_io::open_read;
-use crate::model::{NsKey, NsType};
+use crate::model::NsType;
 use crate::nsfs;
 
 /// Directories where `ip netns` keeps its names. `/var/run` is usually a
@@ -16,35 +16,68 @@ const NETNS_DIRS: [&str; 2] = ["/run/netns", "/var/run/netns"];
 pub fn scan(found: &mut Found) {
     let Ok(nsfs_dev) = nsfs::nsfs_device() else { return };
     for dir_path in NETNS_DIRS {
-        let Ok(dir) = rustix::fs::openat(
+        let dir = match rustix::fs::openat(
             rustix::fs::CWD,
             dir_path,
             rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
             rustix::fs::Mode::empty(),
-        ) else {
-            continue;
-        };
-        let Ok(entries) = rustix::fs::Dir::read_from(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let Ok(name) = entry.file_name().to_str() else { continue };
-            if name == "." || name == ".." {
+        ) {
+            Ok(dir) => dir,
+            // No `ip netns` name was ever created.
+            Err(rustix::io::Errno::NOENT) => continue,
+            Err(err) => {
+                found.problems.record("ip netns names", 0, &err.into());
                 continue;
             }
-            let name = name.to_owned();
-            // An unmounted leftover file is a regular file on another device.
-            let Ok(st) = rustix::fs::statat(dir.as_fd(), name.as_str(), rustix::fs::AtFlags::empty()) else {
+        };
+        let entries = match rustix::fs::Dir::read_from(&dir) {
+            Ok(entries) => entries,
+            Err(err) => {
+                found.problems.record("ip netns names", 0, &err.into());
                 continue;
+            }
+        };
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(err) => {
+                    found.problems.record("ip netns names", 0, &err.into());
+                    break;
+                }
+            };
+            let raw = entry.file_name().to_bytes();
+            if raw == b"." || raw == b".." {
+                continue;
+            }
+            let name = String::from_utf8_lossy(raw).into_owned();
+            // An unmounted leftover file is a regular file on another device.
+            let st = match rustix::fs::statat(dir.as_fd(), raw, rustix::fs::AtFlags::empty()) {
+                Ok(st) => st,
+                Err(err) => {
+                    found.problems.record("ip netns names", 0, &err.into());
+                    continue;
+                }
             };
             if st.st_dev != nsfs_dev {
                 continue;
             }
-            let key = NsKey {
-                ty: NsType::Net,
-                inode: st.st_ino,
+            // Any namespace can be bind-mounted here; only network ones are names.
+            let file = match open_read(&dir, raw) {
+                Ok(file) => file,
+                Err(err) => {
+                    found.problems.record("ip netns names", 0, &err);
+                    continue;
+                }
             };
-            let entry = found.see(key, || open_read(&dir, &name));
+            let key = match nsfs::key_of(file.as_fd(), None) {
+                Ok(key) if key.ty == NsType::Net => key,
+                Ok(_) => continue,
+                Err(err) => {
+                    found.problems.record("ip netns names", 0, &err);
+                    continue;
+                }
+            };
+            let entry = found.see_fd(key, file);
             if !entry.names.contains(&name) {
                 entry.names.push(name);
             }

@@ -41,7 +41,7 @@ pub fn resolve(found: &mut Found) -> bool {
                     if err.raw_os_error() == Some(libc::ENOTTY) {
                         have_ids = false;
                     } else {
-                        log::debug!("NS_GET_ID of {key} failed: {err}");
+                        found.problems.record("namespace id (NS_GET_ID)", 0, &err);
                     }
                     None
                 }

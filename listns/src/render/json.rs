@@ -46,7 +46,7 @@ pub fn write(
         .rows
         .iter()
         .map(|(kind, row)| {
-            json!({"what": kind.what, "reason": kind.reason.name(), "count": row.count, "pids": row.pids, "error": row.example})
+            json!({"what": kind.what, "reason": kind.reason.name(), "count": row.count, "nprocs": row.pids.len(), "pids": row.first_pids(), "error": row.example})
         })
         .collect();
     let tasks = inventory.tasks.iter().filter(|t| {
@@ -143,8 +143,15 @@ fn holder(inventory: &Inventory, holder: &Holder) -> Value {
         Holder::BindMount { path, mnt_ns, usual } => {
             json!({"path": path, "mnt_ns": mnt_ns.map(|k| ns_ref(inventory, k)), "usual": usual})
         }
-        Holder::Fd { pid, fd } | Holder::Tun { pid, fd } => json!({"pid": pid, "fd": fd}),
-        Holder::Socket { pid, fd, socket_inode } => json!({"pid": pid, "fd": fd, "socket_inode": socket_inode}),
+        Holder::Fd { pid, tid, fd } | Holder::Tun { pid, tid, fd } => json!({"pid": pid, "tid": tid, "fd": fd}),
+        Holder::Socket {
+            pid,
+            tid,
+            fd,
+            socket_inode,
+        } => {
+            json!({"pid": pid, "tid": tid, "fd": fd, "socket_inode": socket_inode})
+        }
         Holder::Child { child, .. } => json!({"namespace": ns_ref(inventory, *child)}),
         Holder::KernelList => json!({}),
     };

@@ -15,8 +15,17 @@ use crate::model::Task;
 
 /// Returns the command a task runs, unescaped: the command line, or the
 /// thread name in brackets for kernel threads, zombies and other tasks
-/// without one (as `ps` shows them).
+/// without one (as `ps` shows them). A thread other than the main thread is
+/// named as such, because its TID is not in the PID column.
 pub fn command(task: &Task) -> String {
+    if !task.is_leader() {
+        return format!(
+            "thread {} of PID {}: {}",
+            task.tid,
+            task.pid,
+            task.comm.as_deref().unwrap_or("?")
+        );
+    }
     if !task.cmdline.is_empty() {
         return task.cmdline.join(" ");
     }

@@ -16,12 +16,14 @@ use super::table::{Layout, cell, write_rows};
 use crate::inventory::{Inventory, Namespace};
 use crate::model::{NsState, NsType, Task};
 
-/// Writes the per-process view of `namespaces`.
+/// Writes the per-process view of `namespaces`; with `only_pid`, only the
+/// rows of that process and the holders it is.
 pub fn write(
     out: &mut (impl Write + ?Sized),
     inventory: &Inventory,
     namespaces: &[&Namespace],
     layout: Layout,
+    only_pid: Option<i32>,
 ) -> io::Result<()> {
     let mut rows: Vec<Vec<String>> = Vec::new();
     if !layout.noheadings {
@@ -38,21 +40,25 @@ pub fn write(
             NsState::Pinned => " [pinned]",
             _ => "",
         };
-        for holder in &ns.holders {
+        for holder in ns.holders.iter().filter(|h| only_pid.is_none() || h.pid() == only_pid) {
             rows.push(vec![
                 "--".into(),
                 name.clone(),
                 cell(&format!("{holder}{state_tag}"), layout),
             ]);
         }
-        if ns.holders.is_empty() && ns.tasks.is_empty() {
+        if ns.holders.is_empty() && ns.tasks.is_empty() && only_pid.is_none() {
             rows.push(vec![
                 "--".into(),
                 name.clone(),
                 cell(&format!("no visible holder{state_tag}"), layout),
             ]);
         }
-        for (pid, text) in task_rows(inventory, ns) {
+        for (pid, text) in task_rows(inventory, ns)
+            .into_iter()
+            .filter(|(_, pid, _)| only_pid.is_none_or(|p| p == *pid))
+            .map(|(row, _, text)| (row, text))
+        {
             rows.push(vec![pid.to_string(), name.clone(), cell(&text, layout)]);
         }
     }
@@ -60,21 +66,18 @@ pub fn write(
 }
 
 /// Returns one row per member process, or per member thread where the
-/// thread's leader is not a member.
-fn task_rows(inventory: &Inventory, ns: &Namespace) -> Vec<(i32, String)> {
+/// thread's leader is not a member: the PID or TID shown, the process's PID,
+/// and the text.
+fn task_rows(inventory: &Inventory, ns: &Namespace) -> Vec<(i32, i32, String)> {
     let mut rows = Vec::new();
     let members: Vec<&Task> = ns.tasks.iter().map(|&i| &inventory.tasks[i]).collect();
     let mut leader_pid = None;
     for task in members {
         if task.is_leader() {
             leader_pid = Some(task.pid);
-            rows.push((task.pid, with_tags(super::command(task), task)));
+            rows.push((task.pid, task.pid, with_tags(super::command(task), task)));
         } else if leader_pid != Some(task.pid) {
-            let comm = task.comm.as_deref().unwrap_or("?");
-            rows.push((
-                task.tid,
-                with_tags(format!("thread {} of PID {}: {comm}", task.tid, task.pid), task),
-            ));
+            rows.push((task.tid, task.pid, with_tags(super::command(task), task)));
         }
     }
     rows
