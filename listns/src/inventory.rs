@@ -85,7 +85,7 @@ pub struct Inventory {
     pub namespaces: BTreeMap<NsKey, Namespace>,
     pub tasks: Vec<Task>,
     pub problems: Problems,
-    /// How each source ran.
+    /// One line per source about its run, e.g. which kernel interfaces were missing.
     pub notes: Vec<String>,
     /// Whether the scan ran with CAP_SYS_ADMIN-level access (effective UID 0).
     pub privileged: bool,
@@ -170,11 +170,12 @@ fn assemble(found: Found, defaults: Defaults, taken_at: SystemTime) -> Inventory
     }
 
     // A namespace without members is kept alive by the namespaces it owns and
-    // by its children; say so, because they may be all that holds it.
+    // by its children. They are listed as holders, because they may be all
+    // that keeps it alive.
     let relations: Vec<(NsKey, Relation, NsKey)> = namespaces
         .values()
         .flat_map(|ns| {
-            // The owner of a user namespace is its parent; one holder says it.
+            // The owner of a user namespace is its parent, so one holder covers both.
             let owner = ns
                 .owner
                 .filter(|_| ns.key.ty != NsType::User)

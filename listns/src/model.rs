@@ -23,7 +23,7 @@ impl fmt::Display for NsKey {
     }
 }
 
-/// Which `/proc/PID/task/TID/ns` link of a task refers to a namespace.
+/// Link of `/proc/PID/task/TID/ns` through which a task refers to a namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TaskLink {
     /// The namespace the task runs in (`ns/net`, `ns/pid`, ...).

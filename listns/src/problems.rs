@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io;
 
-/// Why a task, file or namespace could not be inspected.
+/// Reason a task, file or namespace could not be inspected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reason {
     /// EACCES or EPERM: usually not root, or a process protected by the kernel.
@@ -34,7 +34,7 @@ impl Reason {
     }
 }
 
-/// What could not be read, as `(reason, what)`, e.g.
+/// Kind of failure: the reason and the item that could not be read, e.g.
 /// `(PermissionDenied, "namespace links")`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProblemKind {
@@ -63,7 +63,7 @@ impl ProblemCount {
 /// Number of PIDs the report names per row.
 const SHOWN_PIDS: usize = 10;
 
-/// What a scan could not inspect, by kind.
+/// Failures of one scan, by kind.
 #[derive(Debug, Clone, Default)]
 pub struct Problems {
     pub rows: BTreeMap<ProblemKind, ProblemCount>,

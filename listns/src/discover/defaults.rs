@@ -12,7 +12,7 @@ use super::tasks::parse_stat;
 use crate::model::{NsKey, NsType, TaskLinks};
 use crate::nsfs;
 
-/// Where the default namespace of one type came from.
+/// Source of the default namespace of one type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DefaultSource {
     /// The namespace links of kthreadd (PID 2).

@@ -47,7 +47,7 @@ enum FdKind {
     Tun,
 }
 
-/// What a worker read from one fd table.
+/// Findings of a worker in one fd table.
 struct TableScan {
     fds: usize,
     found: Vec<(i32, FdKind)>,
@@ -268,7 +268,7 @@ fn read_table(
 
 /// Picks the fd tables to read: one per process (the leader's, or a live
 /// thread's when the leader has exited), plus one per thread that has a
-/// table of its own, as `kcmp(KCMP_FILES)` tells. Kernel threads have no fds,
+/// table of its own, as `kcmp(KCMP_FILES)` reports it. Kernel threads have no fds,
 /// and the scanner's own are skipped.
 fn fd_tables(found: &mut Found, own_pid: i32) -> Vec<FdTable> {
     let mut tables: Vec<FdTable> = Vec::new();

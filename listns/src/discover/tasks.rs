@@ -85,7 +85,7 @@ impl super::Worker for Worker {
     }
 }
 
-/// What a worker read about one task, before it is added to [`Found`].
+/// Facts a worker read about one task, before they are added to [`Found`].
 struct RawTask {
     task: Task,
     /// The pending pid namespace, opened through the pidfd ioctl.
@@ -99,15 +99,15 @@ struct ThreadBatch {
     tids: Vec<i32>,
 }
 
-/// Threads read in the first pass together with their process; the rest of
-/// a large thread group is split into batches of this size for the second
-/// pass, so that one process with 10,000 threads keeps every worker busy.
+/// Number of threads read in the first pass together with their process.
+/// The rest of a large thread group is split into batches of this size for
+/// the second pass, so one process with 10,000 threads keeps every worker busy.
 const THREAD_BATCH: usize = 256;
 
 /// Scans every task under `/proc`. Fails only if `/proc` itself cannot be read.
 ///
 /// Reading the links is the cost of a snapshot (ten `readlinkat` calls per
-/// thread), so the reads run on a few worker threads; recording what they
+/// thread), so the reads run on a few worker threads. Recording what they
 /// found runs on the caller's thread.
 pub fn scan(found: &mut Found, defaults: &Defaults) -> io::Result<()> {
     let proc = open_dir(rustix::fs::CWD, "/proc")?;
