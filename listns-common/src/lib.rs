@@ -1,8 +1,11 @@
 //! Types shared by the kernel-side and user-space parts of listns.
 //!
 //! This crate is `no_std` so that the eBPF programs can use the same namespace
-//! type numbering as user space.
+//! type numbering as user space. [`trace`] defines the records that the eBPF
+//! programs write to the ring buffer and the kernel offsets they read.
 #![no_std]
+
+pub mod trace;
 
 /// Kind of a Linux namespace, in the order of `/proc/PID/ns` listings.
 #[repr(u8)]

@@ -124,6 +124,9 @@ pub fn scan() -> anyhow::Result<Inventory> {
     discover::relations::resolve(&mut found);
     discover::netnsid::scan(&mut found);
 
+    for note in &found.notes {
+        log::info!("{note}");
+    }
     Ok(assemble(found, defaults, taken_at))
 }
 

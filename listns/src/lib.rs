@@ -11,3 +11,4 @@ pub mod model;
 pub mod nsfs;
 pub mod problems;
 pub mod render;
+pub mod trace;

@@ -7,7 +7,6 @@ use listns::cli::Cli;
 use listns::follow::FollowOptions;
 use listns::inventory::{self, Inventory, Namespace};
 use listns::model::NsState;
-use listns::problems::Reason;
 use listns::render::{self, columns, table::Layout};
 
 /// Exit status for invalid command-line input, as clap uses it.
@@ -16,6 +15,9 @@ const EXIT_USAGE: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    if cli.follow {
+        return follow(&cli);
+    }
 
     let inventory = match inventory::scan() {
         Ok(inventory) => inventory,
@@ -27,13 +29,9 @@ fn main() -> ExitCode {
     if let Some(pid) = cli.pid
         && let Err((code, message)) = check_pid(&inventory, pid)
     {
-        report_problems(&inventory);
+        render::report_problems(&inventory);
         eprintln!("listns: {message}");
         return ExitCode::from(code);
-    }
-
-    if cli.follow {
-        return follow(&cli, inventory);
     }
 
     let shown = select(&cli, &inventory);
@@ -48,12 +46,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    report_problems(&inventory);
+    render::report_problems(&inventory);
     ExitCode::SUCCESS
 }
 
 /// Runs `--follow`: the snapshot in the chosen layout, then events.
-fn follow(cli: &Cli, inventory: Inventory) -> ExitCode {
+fn follow(cli: &Cli) -> ExitCode {
     let log = match &cli.output {
         Some(path) => match listns::follow::output::open_log(path) {
             Ok(file) => Some(file),
@@ -67,7 +65,6 @@ fn follow(cli: &Cli, inventory: Inventory) -> ExitCode {
         },
         None => None,
     };
-    report_problems(&inventory);
     let options = FollowOptions {
         backend: cli.backend,
         json: cli.json,
@@ -99,7 +96,7 @@ fn follow(cli: &Cli, inventory: Inventory) -> ExitCode {
             )
         }
     };
-    match runtime.block_on(listns::follow::run(options, inventory, write_snapshot)) {
+    match runtime.block_on(listns::follow::run(options, write_snapshot)) {
         Ok(_) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("listns: {err:#}");
@@ -189,24 +186,4 @@ fn write(out: &mut impl Write, cli: &Cli, inventory: &Inventory, shown: &[&Names
         return render::table::write(out, inventory, shown, &cols, layout);
     }
     render::processes::write(out, inventory, shown, layout, cli.pid)
-}
-
-/// Reports on stderr what could not be inspected, so nothing is lost silently.
-fn report_problems(inventory: &Inventory) {
-    if !inventory.problems.is_empty() {
-        let denied = inventory.problems.count(Reason::PermissionDenied);
-        eprint!(
-            "listns: some tasks or files could not be inspected:\n{}",
-            inventory.problems
-        );
-        if denied > 0 && !inventory.privileged {
-            eprintln!(
-                "listns: not running as root, so namespaces of other users' processes may be missing; run `sudo listns` for the complete inventory"
-            );
-        }
-    } else if !inventory.privileged {
-        eprintln!(
-            "listns: not running as root: bind mounts in other mount namespaces and other users' fds may be missing; run `sudo listns` for the complete inventory"
-        );
-    }
 }

@@ -91,7 +91,7 @@ impl Found {
     }
 
     pub fn note(&mut self, line: String) {
-        log::info!("{line}");
+        log::debug!("{line}");
         self.notes.push(line);
     }
 }

@@ -4,6 +4,7 @@
 //! cannot be loaded, the polling backend diffs snapshots instead and says so.
 
 pub mod event;
+pub mod kernel;
 pub mod output;
 pub mod state;
 
@@ -17,6 +18,7 @@ use self::event::Event;
 use self::output::Sink;
 use self::state::{LiveState, PINNED_RECHECK};
 use crate::inventory::{self, Inventory};
+use crate::trace::{BootClock, EventReader, POLL_INTERVAL, TraceOptions, Tracer};
 
 /// How `--follow` learns about changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -47,11 +49,35 @@ pub enum Stop {
 
 /// Follows namespace changes until a signal arrives or stdout closes.
 /// `write_snapshot` prints the initial inventory in the chosen layout.
+///
+/// The tracer is attached before the snapshot is taken, so no change falls
+/// between the two; events from before the snapshot change nothing, because
+/// the state already shows their result.
 pub async fn run(
     options: FollowOptions,
-    inventory: Inventory,
     write_snapshot: impl FnOnce(&mut dyn Write, &Inventory) -> io::Result<()>,
 ) -> anyhow::Result<Stop> {
+    let tracer = match options.backend {
+        Backend::Poll => None,
+        Backend::Ebpf => Some(
+            load_tracer().context("the eBPF backend could not start; run with --backend poll to follow by polling")?,
+        ),
+        Backend::Auto => match load_tracer() {
+            Ok(tracer) => Some(tracer),
+            Err(err) => {
+                log::warn!(
+                    "eBPF tracing is not available ({err:#}); following by polling every {:?}",
+                    options.interval
+                );
+                None
+            }
+        },
+    };
+
+    let inventory = tokio::task::spawn_blocking(inventory::scan)
+        .await
+        .context("scan task failed")??;
+    crate::render::report_problems(&inventory);
     let stdout = io::stdout();
     let mut sink = Sink::new(stdout.lock(), options.json, options.log);
     if let Err(err) = write_snapshot(sink.out(), &inventory).and_then(|()| sink.out().flush()) {
@@ -60,36 +86,173 @@ pub async fn run(
     let mut state = LiveState::from_inventory(&inventory);
     drop(inventory);
 
-    let backend = match options.backend {
-        Backend::Poll => Backend::Poll,
-        Backend::Ebpf => anyhow::bail!(
-            "the eBPF backend is not available in this build; run with --backend poll to follow by polling"
-        ),
-        Backend::Auto => {
-            log::warn!(
-                "eBPF tracing is not available in this build: following by polling every {:?}",
+    match tracer {
+        Some(tracer) => {
+            eprintln!("listns: following namespace changes through eBPF (Ctrl-C to stop)");
+            follow_kernel(tracer, state, sink).await
+        }
+        None => {
+            eprintln!(
+                "listns: following namespace changes by polling every {:?} (Ctrl-C to stop)",
                 options.interval
             );
-            Backend::Poll
+            follow_poll(options.interval, &mut state, sink).await
+        }
+    }
+}
+
+/// Loads the eBPF programs and logs which hooks attached.
+fn load_tracer() -> anyhow::Result<Tracer> {
+    let tracer = Tracer::load(&TraceOptions::default())?;
+    log::info!("eBPF programs loaded and attached in {:?}", tracer.load_time);
+    for status in &tracer.hooks {
+        match status.attached {
+            Some(index) => {
+                let targets: Vec<String> = status.hook.attachments[index]
+                    .programs
+                    .iter()
+                    .map(|p| p.target.to_string())
+                    .collect();
+                log::info!("hook {} attached: {}", status.hook.name, targets.join(", "));
+                for failure in &status.failures {
+                    log::info!("hook {}: a better attachment failed: {failure}", status.hook.name);
+                }
+            }
+            None => log::warn!(
+                "hook {} not attached, so {}: {}",
+                status.hook.name,
+                status.hook.without,
+                status.failures.join("; ")
+            ),
+        }
+    }
+    Ok(tracer)
+}
+
+/// The signals that end `--follow`.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt()).context("failed to install the SIGINT handler")?,
+            terminate: signal(SignalKind::terminate()).context("failed to install the SIGTERM handler")?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+}
+
+/// Follows through the eBPF programs: kernel events, loss counting and
+/// rescans, liveness checks.
+async fn follow_kernel<W: Write>(tracer: Tracer, mut state: LiveState, mut sink: Sink<W>) -> anyhow::Result<Stop> {
+    let mut signals = Signals::new()?;
+    let clock = BootClock::new();
+    // SAFETY: EventReader owns the ring buffer's fd and neither closes nor
+    // replaces it while registered with the AsyncFd.
+    let mut reader = unsafe { tokio::io::unix::AsyncFd::register(tracer.events) }
+        .context("cannot register the ring buffer with tokio")?;
+    let mut drain_timer = tokio::time::interval(POLL_INTERVAL);
+    let mut recheck = tokio::time::interval(PINNED_RECHECK);
+    let mut events: Vec<Event> = Vec::new();
+    let mut lost_seen = 0u64;
+    loop {
+        let next_check = state.next_check().map(tokio::time::Instant::from_std);
+        let mut stop = false;
+        tokio::select! {
+            _ = signals.recv() => stop = true,
+            // Records below the wakeup threshold make the fd readable only
+            // once enough have gathered, so drain on a timer as well.
+            _ = drain_timer.tick() => {
+                drain(reader.get_mut(), &clock, &mut state, &mut events);
+                lost_seen = check_lost(reader.get_ref(), lost_seen, &mut state, &mut events).await?;
+            }
+            guard = reader.readable_mut() => {
+                let mut guard = guard.context("waiting for the ring buffer failed")?;
+                drain(guard.get_inner_mut(), &clock, &mut state, &mut events);
+                guard.clear_ready();
+            }
+            _ = recheck.tick() => state.recheck_pinned(&mut events),
+            _ = sleep_until(next_check) => state.run_checks(Instant::now(), &mut events),
+        }
+        if stop {
+            // Everything the kernel reported before the signal is written.
+            drain(reader.get_mut(), &clock, &mut state, &mut events);
+        }
+        if state.mounts_dirty() {
+            state.refresh_mounts(&mut events);
+        }
+        for event in events.drain(..) {
+            if let Err(err) = sink.write(&event) {
+                return closed_or(err);
+            }
+        }
+        if stop {
+            return Ok(Stop::Signal);
+        }
+    }
+}
+
+/// Applies every event in the ring buffer to the state.
+fn drain(reader: &mut EventReader, clock: &BootClock, state: &mut LiveState, events: &mut Vec<Event>) {
+    reader.drain(|raw| {
+        if let Some(change) = kernel::convert(&raw, clock) {
+            state.apply(change, events);
+        }
+    });
+}
+
+/// Compares the kernel's count of dropped events with the last one seen; on
+/// a loss, reports it and repairs the state with a rescan.
+async fn check_lost(
+    reader: &EventReader,
+    seen: u64,
+    state: &mut LiveState,
+    events: &mut Vec<Event>,
+) -> anyhow::Result<u64> {
+    let counters = match reader.counters() {
+        Ok(counters) => counters,
+        Err(err) => {
+            log::warn!("reading the lost-event counters failed: {err}");
+            return Ok(seen);
         }
     };
-    debug_assert_eq!(backend, Backend::Poll);
-    eprintln!(
-        "listns: following namespace changes by polling every {:?} (Ctrl-C to stop)",
-        options.interval
-    );
+    // A system call whose arguments found no room in the pending map is
+    // lost as surely as a dropped record.
+    let lost = counters.lost_events + counters.pending_map_full;
+    if lost <= seen {
+        return Ok(seen);
+    }
+    log::warn!("the kernel dropped {} events; rescanning", lost - seen);
+    let mut event = Event::new(event::EventKind::Lost, event::Origin::Kernel, None);
+    event.count = Some(lost - seen);
+    events.push(event);
+    let snapshot = tokio::task::spawn_blocking(inventory::scan)
+        .await
+        .context("scan task failed")??;
+    state.resync(&snapshot, event::Origin::Rescan, events);
+    Ok(lost)
+}
 
-    let mut sigint = signal(SignalKind::interrupt()).context("failed to install the SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("failed to install the SIGTERM handler")?;
-    let mut poll = tokio::time::interval(options.interval);
+/// Follows by polling: a snapshot every `interval`, reporting differences.
+async fn follow_poll<W: Write>(interval: Duration, state: &mut LiveState, mut sink: Sink<W>) -> anyhow::Result<Stop> {
+    let mut signals = Signals::new()?;
+    let mut poll = tokio::time::interval(interval);
     poll.tick().await;
     let mut recheck = tokio::time::interval(PINNED_RECHECK);
     let mut events: Vec<Event> = Vec::new();
     loop {
         let next_check = state.next_check().map(tokio::time::Instant::from_std);
         tokio::select! {
-            _ = sigint.recv() => return Ok(Stop::Signal),
-            _ = sigterm.recv() => return Ok(Stop::Signal),
+            _ = signals.recv() => return Ok(Stop::Signal),
             _ = poll.tick() => {
                 let snapshot = tokio::task::spawn_blocking(inventory::scan).await.context("scan task failed")??;
                 state.resync(&snapshot, event::Origin::Poll, &mut events);

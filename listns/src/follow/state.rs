@@ -43,9 +43,11 @@ pub struct TaskFacts {
 /// A change reported by the kernel.
 #[derive(Debug, Clone)]
 pub enum Change {
-    /// A new task; `flags` are the clone flags where known.
+    /// A new task whose namespaces differ from its creator's (`creator`);
+    /// `flags` are the `CLONE_NEW*` flags that explain the difference.
     Fork {
         parent_tid: i32,
+        creator: TaskLinks,
         child: TaskFacts,
         flags: u64,
     },
@@ -57,8 +59,11 @@ pub enum Change {
         task: TaskFacts,
         nstype: u64,
     },
+    /// An exec; a thread other than the leader that execs takes over the
+    /// leader's id, so `old_tid` is the id it had before.
     Exec {
         task: TaskFacts,
+        old_tid: i32,
     },
     Exit {
         task: TaskFacts,
@@ -179,10 +184,16 @@ impl LiveState {
         match event.change {
             Change::Fork {
                 parent_tid,
+                creator,
                 child,
                 flags,
             } => {
-                let before = self.tasks.get(&parent_tid).map(|p| p.links).unwrap_or(child.links);
+                // The kernel reports the creator's namespaces; a poll has none.
+                let before = if creator == TaskLinks::default() {
+                    self.tasks.get(&parent_tid).map(|p| p.links).unwrap_or(child.links)
+                } else {
+                    creator
+                };
                 let task = self.task_from_facts(&child, Some(parent_tid));
                 self.move_task(task, &child, Some(before), ("clone", flags), false, out);
             }
@@ -196,7 +207,18 @@ impl LiveState {
                 let before = self.tasks.get(&facts.tid).map(|t| t.links);
                 self.move_task(task, &facts, before, ("setns", nstype), true, out);
             }
-            Change::Exec { task: facts } => {
+            Change::Exec { task: facts, old_tid } => {
+                if old_tid != facts.tid
+                    && let Some(old) = self.tasks.remove(&old_tid)
+                {
+                    // The exec'ing thread replaces the leader: it keeps the
+                    // namespaces, under the leader's id.
+                    for slot in 0..LINK_COUNT {
+                        if let Some(ns) = slot_key(&old.links, slot).and_then(|k| self.namespaces.get_mut(&k)) {
+                            ns.tasks.remove(&old_tid);
+                        }
+                    }
+                }
                 let mut task = self.task_from_facts(&facts, None);
                 // A new program: its command line is read again.
                 task.cmdline = read_cmdline(facts.pid);
@@ -349,14 +371,25 @@ impl LiveState {
             return;
         };
         ns.tasks.remove(&tid);
-        if ns.tasks.is_empty() && !self.defaults.contains(key) && !self.checks.iter().any(|c| c.key == key) {
-            self.checks.push(PendingCheck {
-                key,
-                due: Instant::now() + CHECK_DELAYS[0],
-                attempt: 0,
-                task: Some(info.clone()),
-                syscall: Some(syscall),
-            });
+        if ns.tasks.is_empty() && !self.defaults.contains(key) {
+            self.schedule_check(key, Some(info.clone()), syscall);
+        }
+    }
+
+    /// Schedules a liveness check of `key`, attributed to the latest task and
+    /// system call that may have released it.
+    fn schedule_check(&mut self, key: NsKey, task: Option<TaskInfo>, syscall: &'static str) {
+        let due = Instant::now() + CHECK_DELAYS[0];
+        let check = PendingCheck {
+            key,
+            due,
+            attempt: 0,
+            task,
+            syscall: Some(syscall),
+        };
+        match self.checks.iter_mut().find(|c| c.key == key) {
+            Some(pending) => *pending = check,
+            None => self.checks.push(check),
         }
     }
 
@@ -548,14 +581,8 @@ impl LiveState {
             }
             let no_tasks = ns.tasks.is_empty();
             let no_mounts = !ns.holders.iter().any(|h| matches!(h, Holder::BindMount { .. }));
-            if no_tasks && no_mounts && !self.checks.iter().any(|c| c.key == key) {
-                self.checks.push(PendingCheck {
-                    key,
-                    due: Instant::now() + CHECK_DELAYS[0],
-                    attempt: 0,
-                    task: None,
-                    syscall: Some("umount"),
-                });
+            if no_tasks && no_mounts {
+                self.schedule_check(key, None, "umount");
             }
         }
     }

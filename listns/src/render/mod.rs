@@ -81,3 +81,23 @@ fn lookup_user(uid: u32) -> Option<String> {
     let name = unsafe { CStr::from_ptr(pwd.pw_name) };
     Some(name.to_string_lossy().into_owned())
 }
+
+/// Reports on stderr what could not be inspected, so nothing is lost silently.
+pub fn report_problems(inventory: &crate::inventory::Inventory) {
+    if !inventory.problems.is_empty() {
+        let denied = inventory.problems.count(crate::problems::Reason::PermissionDenied);
+        eprint!(
+            "listns: some tasks or files could not be inspected:\n{}",
+            inventory.problems
+        );
+        if denied > 0 && !inventory.privileged {
+            eprintln!(
+                "listns: not running as root, so namespaces of other users' processes may be missing; run `sudo listns` for the complete inventory"
+            );
+        }
+    } else if !inventory.privileged {
+        eprintln!(
+            "listns: not running as root: bind mounts in other mount namespaces and other users' fds may be missing; run `sudo listns` for the complete inventory"
+        );
+    }
+}
