@@ -69,7 +69,7 @@ impl EventKind {
     }
 }
 
-/// Where an event came from.
+/// Source of an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
     /// A kernel event from the eBPF programs.

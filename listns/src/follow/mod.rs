@@ -20,7 +20,7 @@ use self::state::{LiveState, PINNED_RECHECK};
 use crate::inventory::{self, Inventory};
 use crate::trace::{BootClock, EventReader, POLL_INTERVAL, TraceOptions, Tracer};
 
-/// How `--follow` learns about changes.
+/// Source of the changes that `--follow` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Backend {
     /// eBPF where the kernel and privileges allow it, else polling.
@@ -39,7 +39,7 @@ pub struct FollowOptions {
     pub log: Option<std::fs::File>,
 }
 
-/// Why following stopped.
+/// Reason following stopped.
 pub enum Stop {
     /// SIGINT or SIGTERM.
     Signal,
@@ -51,7 +51,7 @@ pub enum Stop {
 /// `write_snapshot` prints the initial inventory in the chosen layout.
 ///
 /// The tracer is attached before the snapshot is taken, so no change falls
-/// between the two; events from before the snapshot change nothing, because
+/// between the two. Events from before the snapshot change nothing, because
 /// the state already shows their result.
 pub async fn run(
     options: FollowOptions,
@@ -103,6 +103,11 @@ pub async fn run(
 
 /// Loads the eBPF programs and logs which hooks attached.
 fn load_tracer() -> anyhow::Result<Tracer> {
+    if !may_trace() {
+        anyhow::bail!(
+            "loading eBPF programs needs root (CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON); run `sudo listns --follow`"
+        );
+    }
     let tracer = Tracer::load(&TraceOptions::default())?;
     log::info!("eBPF programs loaded and attached in {:?}", tracer.load_time);
     for status in &tracer.hooks {
@@ -127,6 +132,19 @@ fn load_tracer() -> anyhow::Result<Tracer> {
         }
     }
     Ok(tracer)
+}
+
+/// Returns whether this process has the capabilities to load tracing
+/// programs: CAP_SYS_ADMIN (21), or CAP_BPF (39) with CAP_PERFMON (38).
+fn may_trace() -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else { return false };
+    let effective = status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or(0);
+    let has = |bit: u32| effective & (1 << bit) != 0;
+    has(21) || (has(39) && has(38))
 }
 
 /// The signals that end `--follow`.

@@ -135,7 +135,7 @@ pub fn flag_names(flags: u64) -> String {
     }
 }
 
-/// Where events go: stdout as lines or JSON Lines, and an optional log file.
+/// Destination of events: stdout as lines or JSON Lines, and an optional log file.
 pub struct Sink<W: Write> {
     out: W,
     json: bool,

@@ -26,7 +26,7 @@ const CHECK_DELAYS: [Duration; 3] = [
 /// release of a pin that no event reports (an fd closed, a socket freed).
 pub const PINNED_RECHECK: Duration = Duration::from_secs(1);
 
-/// What a kernel event reports about one task after the change.
+/// Facts a kernel event reports about one task after the change.
 #[derive(Debug, Clone, Default)]
 pub struct TaskFacts {
     pub pid: i32,
@@ -268,8 +268,8 @@ impl LiveState {
         }
     }
 
-    /// Moves a task to the namespaces in `facts`: namespaces it is the first
-    /// to reach are `created`, existing ones `entered`; namespaces it left
+    /// Moves a task to the namespaces in `facts`. Namespaces it is the first
+    /// to reach are `created`, existing ones `entered`. Namespaces it left
     /// are `left` and, if it was their last task, checked for liveness.
     fn move_task(
         &mut self,
@@ -338,7 +338,7 @@ impl LiveState {
             .is_some_and(|t| (0..LINK_COUNT).any(|slot| slot_key(&t.links, slot) == Some(key)))
     }
 
-    /// Makes sure the state knows `key`, and returns whether it is new. An
+    /// Adds `key` to the state if it is missing, and returns whether it is new. An
     /// inode seen with another id was recycled: the old namespace is gone.
     fn ensure(&mut self, key: NsKey, id: Option<u64>, out: &mut Vec<Event>) -> bool {
         match self.namespaces.get_mut(&key) {
@@ -409,7 +409,7 @@ impl LiveState {
         self.checks.iter().map(|c| c.due).min()
     }
 
-    /// Returns whether a mount-table change asks for [`Self::refresh_mounts`].
+    /// Returns whether a mount-table change calls for [`Self::refresh_mounts`].
     pub fn mounts_dirty(&self) -> bool {
         self.mounts_dirty
     }
