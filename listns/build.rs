@@ -2,7 +2,7 @@
 //! `nightly` toolchain and `-Z build-std=core`, through aya-build. The object
 //! lands in OUT_DIR, where `src/trace/load.rs` includes it.
 //!
-//! The build needs bpf-linker on PATH (install-bpf-linker.sh installs it).
+//! The build needs bpf-linker on PATH (`cargo xtask setup` installs it).
 //! Without it, or with AYA_BUILD_SKIP=1, this script writes an empty object
 //! and warns. listns then builds and takes snapshots, and live tracing fails
 //! at start with an error that explains how to fix the build. Set
@@ -26,9 +26,9 @@ fn main() -> Result<()> {
     }
     if find_on_path("bpf-linker").is_none() {
         if required {
-            bail!("bpf-linker is not on PATH and LISTNS_REQUIRE_EBPF=1; run install-bpf-linker.sh");
+            bail!("bpf-linker is not on PATH and LISTNS_REQUIRE_EBPF=1; run `cargo xtask setup`");
         }
-        return write_placeholder(&out_dir, "bpf-linker is not on PATH (run install-bpf-linker.sh)");
+        return write_placeholder(&out_dir, "bpf-linker is not on PATH (run `cargo xtask setup`)");
     }
 
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR is not set")?);

@@ -588,15 +588,22 @@ fn thread_unshare_reports_thread() {
     // prints its native thread id, and the main thread outlives it.
     let script = format!(
         r#"
-import ctypes, os, threading
+import ctypes, os, threading, time
 libc = ctypes.CDLL(None, use_errno=True)
+tids = []
 def work():
     if libc.unshare({flag}) != 0:
         raise OSError(ctypes.get_errno(), "unshare failed")
-    print(threading.get_native_id(), flush=True)
+    tids.append(threading.get_native_id())
+    print(tids[0], flush=True)
 t = threading.Thread(target=work)
 t.start()
 t.join()
+# join() returns before the kernel thread is gone; wait until it is, so
+# that the main thread's exit is the last one of the group.
+deadline = time.monotonic() + 10
+while os.path.exists(f"/proc/self/task/{{tids[0]}}") and time.monotonic() < deadline:
+    time.sleep(0.001)
 "#,
         flag = NsType::Uts.clone_flag()
     );

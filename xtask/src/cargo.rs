@@ -8,6 +8,8 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
+use crate::setup;
+
 /// Returns the workspace root, the parent of this crate's directory.
 pub fn workspace_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -20,8 +22,27 @@ pub fn workspace_root() -> &'static Path {
 pub fn command() -> Command {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
-    command.current_dir(workspace_root());
+    prepare(&mut command);
     command
+}
+
+/// Returns `rustup run nightly cargo` in the workspace root, for the eBPF
+/// crate, which builds only for bpfel-unknown-none with nightly features.
+pub fn nightly_command() -> Command {
+    let mut command = Command::new("rustup");
+    prepare(&mut command);
+    command.args(["run", setup::NIGHTLY, "cargo"]);
+    command
+}
+
+fn prepare(command: &mut Command) {
+    command
+        .current_dir(workspace_root())
+        // Setup installs bpf-linker in $CARGO_HOME/bin, and listns/build.rs looks for it on PATH.
+        .env("PATH", setup::child_path())
+        // Setup has installed everything the eBPF build needs, so a build
+        // without the eBPF programs would hide a broken setup: fail instead.
+        .env("LISTNS_REQUIRE_EBPF", "1");
 }
 
 /// Builds the listns binary in release mode and returns its path as cargo reports it.

@@ -1,6 +1,7 @@
 //! Facts about the machine that several tasks need.
 
 use std::env;
+use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -15,8 +16,13 @@ pub fn is_root() -> bool {
 
 /// Finds an executable file named `name` in PATH or in the sbin directories.
 pub fn find_command(name: &str) -> Option<PathBuf> {
-    let path = env::var_os("PATH").unwrap_or_default();
-    env::split_paths(&path)
+    find_command_in(name, &env::var_os("PATH").unwrap_or_default())
+}
+
+/// Finds an executable file named `name` in the directories of `path` (in PATH
+/// syntax) or in the sbin directories.
+pub fn find_command_in(name: &str, path: &OsStr) -> Option<PathBuf> {
+    env::split_paths(path)
         .chain(SBIN_DIRS.iter().map(PathBuf::from))
         .map(|dir| dir.join(name))
         .find(|candidate| is_executable(candidate))

@@ -10,9 +10,9 @@ use super::state::{Change, KernelEvent, TaskFacts};
 fn links_and_ids(links: &NsLinks) -> (TaskLinks, [u64; crate::model::LINK_COUNT]) {
     let mut task = TaskLinks::default();
     let mut ids = [0; crate::model::LINK_COUNT];
-    for slot in 0..crate::model::LINK_COUNT {
+    for (slot, id) in ids.iter_mut().enumerate() {
         let Some(ns) = links.slot(slot) else { continue };
-        ids[slot] = ns.id.unwrap_or(0);
+        *id = ns.id.unwrap_or(0);
         match slot {
             0..=7 => task.member[slot] = ns.inode,
             8 => task.pid_for_children = ns.inode,

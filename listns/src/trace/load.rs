@@ -99,7 +99,7 @@ impl Tracer {
         if EBPF_OBJECT.is_empty() {
             bail!(
                 "this listns was built without its eBPF programs (bpf-linker was missing or AYA_BUILD_SKIP was set); \
-                 run install-bpf-linker.sh and rebuild to use live tracing"
+                 run `cargo xtask setup` and rebuild to use live tracing"
             );
         }
         let size = options.ring_buffer_bytes;
