@@ -199,12 +199,12 @@ impl LiveState {
             }
             Change::Unshare { task: facts, flags } => {
                 let task = self.task_from_facts(&facts, None);
-                let before = self.tasks.get(&facts.tid).map(|t| t.links);
+                let before = self.links_before(&facts);
                 self.move_task(task, &facts, before, ("unshare", flags), true, out);
             }
             Change::Setns { task: facts, nstype } => {
                 let task = self.task_from_facts(&facts, None);
-                let before = self.tasks.get(&facts.tid).map(|t| t.links);
+                let before = self.links_before(&facts);
                 self.move_task(task, &facts, before, ("setns", nstype), true, out);
             }
             Change::Exec { task: facts, old_tid } => {
@@ -240,6 +240,16 @@ impl LiveState {
         for e in &mut out[start..] {
             e.time = time;
         }
+    }
+
+    /// Returns the links a task had before a change. A task the state has
+    /// not seen (a thread, or a child forked without a namespace change) had
+    /// its leader's links, or else its parent's.
+    fn links_before(&self, facts: &TaskFacts) -> Option<TaskLinks> {
+        [facts.tid, facts.pid, facts.ppid]
+            .iter()
+            .find_map(|id| self.tasks.get(id))
+            .map(|t| t.links)
     }
 
     /// Builds the task a kernel event describes, keeping what the state
@@ -575,7 +585,7 @@ impl LiveState {
                     continue;
                 }
                 let mut event = Event::new(kind, Origin::Kernel, Some(ns_ref));
-                event.syscall = Some("mount");
+                event.syscall = Some(if kind == EventKind::Unnamed { "umount" } else { "mount" });
                 event.holders = holders;
                 out.push(event);
             }
@@ -742,7 +752,9 @@ fn find_members(key: NsKey) -> Vec<Task> {
                     .and_then(crate::nsfs::parse_link)
                     == Some(key)
             });
-            if refers && let Some(task) = read_task(pid, tid) {
+            // A zombie still shows its links but has left every namespace
+            // but its user namespace, and no exit event will come for it.
+            if refers && let Some(task) = read_task(pid, tid).filter(|t| !t.zombie) {
                 members.push(task);
             }
         }
