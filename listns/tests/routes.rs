@@ -184,7 +184,8 @@ sys.stdin.read()
     let zombie: i32 = zombie_parent.read_number();
     wait_until("the fixture's child to become a zombie", || proc_state(zombie) == Some('Z'));
 
-    // Nested user namespaces: the middle one has no task of its own.
+    // Nested user namespaces: the middle one has no task of its own. Both
+    // unshare commands exec, so the PID ends up being the sleep.
     let nested = Proc::spawn_until_comm("unshare", &["-U", "-r", "unshare", "-U", "-r", "sleep", "600"], "sleep");
 
     let iter = inventory::scan_with(Route::Iter).unwrap_or_else(|e| panic!("iterator route failed: {e:#}"));
@@ -232,7 +233,7 @@ sys.stdin.read()
     let sleep_user = iter
         .tasks
         .iter()
-        .find(|t| t.pid == nested.pid() || proc_ppid_chain(t.pid, nested.pid()))
+        .find(|t| t.tid == nested.pid())
         .and_then(|t| t.links.get(NsType::User))
         .expect("user namespace of the nested sleep");
     let middle = iter.namespaces[&sleep_user].parent.expect("parent of the inner user namespace");
@@ -249,25 +250,4 @@ sys.stdin.read()
     for (key, iter_ns) in &iter_view {
         assert_eq!(iter_ns, &proc_view[key], "{key} differs (left: iterators, right: /proc)");
     }
-}
-
-/// Returns whether `pid` descends from `ancestor`, through `/proc/PID/stat`.
-fn proc_ppid_chain(mut pid: i32, ancestor: i32) -> bool {
-    for _ in 0..8 {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            return false;
-        };
-        let Some(ppid) = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse().ok())
-        else {
-            return false;
-        };
-        if ppid == ancestor {
-            return true;
-        }
-        pid = ppid;
-    }
-    false
 }

@@ -141,6 +141,10 @@ fn links_of(record: &TaskRecord) -> TaskLinks {
 }
 
 /// Adds the tasks and fds that the iterators found to `found`.
+///
+/// NOTE: a task the iterators do not visit (PID 1 and its threads on some
+/// hardened kernels) is missing without a problem row, where the /proc
+/// route reports it as unreadable.
 pub fn scan(found: &mut Found, defaults: &Defaults, read: IterRead) -> Result<()> {
     let proc = open_dir(rustix::fs::CWD, "/proc").context("failed to open /proc")?;
     let mut buf = Vec::with_capacity(4096);
