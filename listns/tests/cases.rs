@@ -852,7 +852,7 @@ fn case_12_unreadable_pid_1() {
         "expected a readable net link for this test process (PID {own_pid})"
     );
 
-    let output = listns(&[]);
+    let output = listns(&["--route", "proc"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
