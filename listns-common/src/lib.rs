@@ -2,9 +2,11 @@
 //!
 //! This crate is `no_std` so that the eBPF programs can use the same namespace
 //! type numbering as user space. [`trace`] defines the records that the eBPF
-//! programs write to the ring buffer and the kernel offsets they read.
+//! programs write to the ring buffer and the kernel offsets they read;
+//! [`iter`] defines the records of the BPF iterators.
 #![no_std]
 
+pub mod iter;
 pub mod trace;
 
 /// Kind of a Linux namespace, in the order of `/proc/PID/ns` listings.

@@ -202,6 +202,38 @@ pub struct KernelOffsets {
     pub slots_present: u32,
     /// 1 when `struct ns_common` has `ns_id` (Linux 6.18+), else 0.
     pub has_ns_id: u32,
+    /// The offsets below serve the BPF iterators (`iter.rs`) only.
+    pub task_flags: u32,
+    pub task_exit_state: u32,
+    pub task_cgroups: u32,
+    pub css_set_dfl_cgrp: u32,
+    pub cgroup_kn: u32,
+    pub kernfs_node_id: u32,
+    /// `pid_namespace.child_reaper`: NULL until the first process of a pid
+    /// namespace created by `unshare(CLONE_NEWPID)` exists.
+    pub pid_ns_child_reaper: u32,
+    pub file_f_inode: u32,
+    pub file_private_data: u32,
+    pub inode_i_mode: u32,
+    pub inode_i_rdev: u32,
+    pub inode_i_ino: u32,
+    pub inode_i_sb: u32,
+    /// On nsfs, `inode->i_private` points to the namespace's `ns_common`.
+    pub inode_i_private: u32,
+    pub super_block_s_magic: u32,
+    pub socket_sk: u32,
+    /// `sock.__sk_common.skc_net`: the socket's network namespace pointer.
+    pub sock_net: u32,
+    /// Valid only when `has_ns_type` is 1.
+    pub ns_common_ns_type: u32,
+    /// 1 when `struct ns_common` has `ns_type` (Linux 6.18+), else 0.
+    pub has_ns_type: u32,
+    pub tun_file_tun: u32,
+    pub tun_struct_dev: u32,
+    pub net_device_nd_net: u32,
+    /// 1 when the kernel's BTF describes the tun driver's structs, else 0.
+    pub has_tun: u32,
+    pub _reserved: u32,
 }
 
 impl KernelOffsets {
@@ -231,13 +263,37 @@ impl KernelOffsets {
         ns_common_in: [u32::MAX; LINK_SLOTS],
         slots_present: 0,
         has_ns_id: 0,
+        task_flags: u32::MAX,
+        task_exit_state: u32::MAX,
+        task_cgroups: u32::MAX,
+        css_set_dfl_cgrp: u32::MAX,
+        cgroup_kn: u32::MAX,
+        kernfs_node_id: u32::MAX,
+        pid_ns_child_reaper: u32::MAX,
+        file_f_inode: u32::MAX,
+        file_private_data: u32::MAX,
+        inode_i_mode: u32::MAX,
+        inode_i_rdev: u32::MAX,
+        inode_i_ino: u32::MAX,
+        inode_i_sb: u32::MAX,
+        inode_i_private: u32::MAX,
+        super_block_s_magic: u32::MAX,
+        socket_sk: u32::MAX,
+        sock_net: u32::MAX,
+        ns_common_ns_type: u32::MAX,
+        has_ns_type: 0,
+        tun_file_tun: u32::MAX,
+        tun_struct_dev: u32::MAX,
+        net_device_nd_net: u32::MAX,
+        has_tun: 0,
+        _reserved: 0,
     };
 }
 
 const _: () = assert!(size_of::<TaskNamespaces>() == 120);
 const _: () = assert!(size_of::<RawEvent>() == 200);
 const _: () = assert!(size_of::<RawForkEvent>() == 328);
-const _: () = assert!(size_of::<KernelOffsets>() == 160);
+const _: () = assert!(size_of::<KernelOffsets>() == 256);
 // The ring buffer hands out 8-byte aligned records.
 const _: () = assert!(align_of::<RawEvent>() <= 8 && align_of::<RawForkEvent>() <= 8);
 

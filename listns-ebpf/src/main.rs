@@ -1,4 +1,5 @@
-//! The eBPF programs behind `listns --follow`.
+//! The eBPF programs behind `listns --follow`, and the BPF iterators behind
+//! its in-kernel snapshot (`iter.rs`).
 //!
 //! Each hook family has its own module; every program is a thin entry point
 //! that calls a `try_` function. The programs write [`RawEvent`] records to
@@ -17,6 +18,7 @@ mod emit;
 mod exec;
 mod exit;
 mod fork;
+mod iter;
 mod maps;
 mod mount;
 mod ns_syscalls;

@@ -69,7 +69,7 @@ pub fn store<T>(dst: *mut T, value: T) {
 /// Copies a `T` from kernel address `base + offset` to `dst`. Returns 0 or a
 /// negative errno, and on error fills `dst` with zeros.
 #[inline(always)]
-fn read_to<T>(dst: *mut T, base: u64, offset: u32) -> i64 {
+pub(crate) fn read_to<T>(dst: *mut T, base: u64, offset: u32) -> i64 {
     let src = base.wrapping_add(offset as u64) as *const c_void;
     // SAFETY: dst points to writable memory of size_of::<T>() bytes;
     // bpf_probe_read_kernel checks the source address and fails cleanly.

@@ -4,6 +4,7 @@
 use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::follow::Backend;
+use crate::inventory::Route;
 use crate::model::NsType;
 use crate::render::columns::{self, Column};
 use crate::render::tree::TreeKind;
@@ -112,6 +113,10 @@ pub struct Cli {
     /// Also append every event as a JSON line to FILE (an incident log), flushed per event.
     #[arg(long, value_name = "FILE", requires = "follow")]
     pub output: Option<std::path::PathBuf>,
+
+    /// How the snapshot reads tasks and fds: BPF iterators (iter, needs root), /proc, or auto (iter where possible).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub route: Route,
 
     /// Log more about each source on stderr (-v info, -vv debug); RUST_LOG overrides it.
     #[arg(short = 'v', long, action = ArgAction::Count)]

@@ -79,7 +79,7 @@ impl Namespace {
 #[derive(Debug)]
 pub struct Inventory {
     pub taken_at: SystemTime,
-    /// The route the snapshot took ("proc").
+    /// The route the snapshot took: "proc" or "iter" (BPF iterators).
     pub route: &'static str,
     pub defaults: Defaults,
     pub namespaces: BTreeMap<NsKey, Namespace>,
@@ -99,22 +99,53 @@ impl Inventory {
     }
 }
 
-/// Takes a snapshot through `/proc` and the nsfs ioctls.
+/// How a snapshot reads tasks and their fds. Mounts, names and relations
+/// come from the same sources on both routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Route {
+    /// The BPF iterators when running as root with the kernel's BTF, else `/proc`.
+    #[default]
+    Auto,
+    /// `/proc/PID/task/TID/ns/*` and `/proc/PID/fd/*`: works without root and BPF.
+    Proc,
+    /// The BPF iterators `iter/task` and `iter/task_file`; fails without them.
+    Iter,
+}
+
+/// Takes a snapshot by the route that [`Route::Auto`] picks.
 pub fn scan() -> anyhow::Result<Inventory> {
+    scan_with(Route::Auto)
+}
+
+/// Takes a snapshot by `route`. With [`Route::Auto`], a failure of the
+/// iterators is logged and the `/proc` route runs instead.
+pub fn scan_with(route: Route) -> anyhow::Result<Inventory> {
     let taken_at = SystemTime::now();
     let defaults = Defaults::detect();
     let mut found = Found::default();
 
-    discover::tasks::scan(&mut found, &defaults).context("failed to read /proc; is procfs mounted?")?;
-    match discover::fds::scan(&mut found) {
-        Ok(stats) => found.note(format!(
-            "fds: {} read in {} fd tables, {} probed",
-            count(stats.fds, "fd"),
-            stats.processes,
-            count(stats.sockets_probed, "socket")
-        )),
-        Err(err) => found.note(format!("fds: not scanned: {err}")),
-    }
+    let iter_read = match route {
+        Route::Proc => {
+            log::info!("snapshot route: /proc, as requested");
+            None
+        }
+        Route::Iter => {
+            let read = discover::iter::read().context("the BPF iterator route failed; use --route proc")?;
+            log::info!("snapshot route: BPF iterators, as requested");
+            Some(read)
+        }
+        Route::Auto => auto_route(),
+    };
+    let route_name = match iter_read {
+        Some(read) => {
+            discover::iter::scan(&mut found, &defaults, read)?;
+            "iter"
+        }
+        None => {
+            scan_proc_tasks(&mut found, &defaults)?;
+            "proc"
+        }
+    };
     discover::mounts::scan(&mut found);
     discover::names::scan(&mut found);
     // The kernel list is compared by id, so the known ids come first; the
@@ -127,7 +158,50 @@ pub fn scan() -> anyhow::Result<Inventory> {
     for note in &found.notes {
         log::info!("{note}");
     }
-    Ok(assemble(found, defaults, taken_at))
+    let mut inventory = assemble(found, defaults, taken_at);
+    inventory.route = route_name;
+    Ok(inventory)
+}
+
+/// Reads the BPF iterators when they can work here, and logs why the
+/// snapshot takes the route it takes.
+fn auto_route() -> Option<discover::iter::IterRead> {
+    if !rustix::process::geteuid().is_root() {
+        log::info!("snapshot route: /proc, because BPF iterators need root");
+        return None;
+    }
+    if !std::path::Path::new(crate::trace::offsets::VMLINUX_BTF).exists() {
+        log::info!(
+            "snapshot route: /proc, because {} is missing (kernel without BTF)",
+            crate::trace::offsets::VMLINUX_BTF
+        );
+        return None;
+    }
+    match discover::iter::read() {
+        Ok(read) => {
+            log::info!("snapshot route: BPF iterators, because listns runs as root on a kernel with BTF");
+            Some(read)
+        }
+        Err(err) => {
+            log::warn!("snapshot route: /proc, because the BPF iterators failed: {err:#}");
+            None
+        }
+    }
+}
+
+/// The `/proc` route's task and fd sources.
+fn scan_proc_tasks(found: &mut Found, defaults: &Defaults) -> anyhow::Result<()> {
+    discover::tasks::scan(found, defaults).context("failed to read /proc; is procfs mounted?")?;
+    match discover::fds::scan(found) {
+        Ok(stats) => found.note(format!(
+            "fds: {} read in {} fd tables, {} probed",
+            count(stats.fds, "fd"),
+            stats.processes,
+            count(stats.sockets_probed, "socket")
+        )),
+        Err(err) => found.note(format!("fds: not scanned: {err}")),
+    }
+    Ok(())
 }
 
 /// Builds the inventory from the sources' findings and classifies it.

@@ -19,7 +19,7 @@ fn main() -> ExitCode {
         return follow(&cli);
     }
 
-    let inventory = match inventory::scan() {
+    let inventory = match inventory::scan_with(cli.route) {
         Ok(inventory) => inventory,
         Err(err) => {
             eprintln!("listns: {err:#}");
@@ -67,6 +67,7 @@ fn follow(cli: &Cli) -> ExitCode {
     };
     let options = FollowOptions {
         backend: cli.backend,
+        route: cli.route,
         json: cli.json,
         interval: cli.interval,
         log,

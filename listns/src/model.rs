@@ -244,6 +244,8 @@ pub struct Task {
     pub zombie: bool,
     pub links: TaskLinks,
     pub container: Option<Container>,
+    /// Id of the task's cgroup v2 cgroup; only the BPF iterator route reads it.
+    pub cgroup_id: Option<u64>,
 }
 
 impl Task {

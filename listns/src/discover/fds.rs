@@ -78,7 +78,7 @@ impl super::Worker for Worker {
 const TUN_DEVICE: u64 = (10 << 8) | 200;
 
 /// The identity of the running executable, to recognise other listns runs.
-type ExeId = Option<(u64, u64)>;
+pub(super) type ExeId = Option<(u64, u64)>;
 
 /// Scans the fd table of every process that the task scan found.
 ///
@@ -336,7 +336,7 @@ fn parse_number(digits: &[u8]) -> Option<u64> {
 
 /// Duplicates fd `fd` of `pid` with `pidfd_getfd` and runs `ioctl` on the
 /// copy to get the network namespace behind it. The copy is closed at once.
-fn probe_other_fd(
+pub(super) fn probe_other_fd(
     found: &mut Found,
     pidfd: &mut Option<OwnedFd>,
     (pid, tid): (i32, i32),

@@ -4,6 +4,7 @@
 pub mod containers;
 pub mod defaults;
 pub mod fds;
+pub mod iter;
 pub mod kernel_list;
 pub mod mounts;
 pub mod names;

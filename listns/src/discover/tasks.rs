@@ -86,10 +86,10 @@ impl super::Worker for Worker {
 }
 
 /// Facts a worker read about one task, before they are added to [`Found`].
-struct RawTask {
-    task: Task,
+pub(super) struct RawTask {
+    pub task: Task,
     /// The pending pid namespace, opened through the pidfd ioctl.
-    pending_pid_ns: Option<OwnedFd>,
+    pub pending_pid_ns: Option<OwnedFd>,
 }
 
 /// Threads of a process left for the second pass, with what they are
@@ -193,6 +193,7 @@ fn read_process(
         zombie: stat.zombie,
         links,
         container,
+        cgroup_id: None,
     };
 
     let others: Vec<i32> = tids.into_iter().filter(|&tid| tid != pid).collect();
@@ -259,11 +260,12 @@ fn read_thread(process: BorrowedFd<'_>, leader: &Task, tid: i32, worker: &mut Wo
         zombie: false,
         links,
         container: leader.container.clone(),
+        cgroup_id: None,
     };
     RawTask { task, pending_pid_ns }
 }
 
-fn read_cmdline(dir: &OwnedFd, buf: &mut Vec<u8>) -> Vec<String> {
+pub(super) fn read_cmdline(dir: &OwnedFd, buf: &mut Vec<u8>) -> Vec<String> {
     if read_file(dir, "cmdline", buf).is_err() {
         return Vec::new();
     }
@@ -332,7 +334,7 @@ fn read_links(
 /// Adds one task and the namespaces its links name to `found`. A namespace
 /// seen for the first time is opened through the task's link, to read its
 /// id and relations later.
-fn record(found: &mut Found, raw: RawTask) {
+pub(super) fn record(found: &mut Found, raw: RawTask) {
     let RawTask {
         mut task,
         pending_pid_ns,
@@ -410,7 +412,7 @@ fn record(found: &mut Found, raw: RawTask) {
 }
 
 /// Opens the pending pid namespace of a task through a pidfd.
-fn pending_pid_namespace(pid: i32, tid: i32) -> io::Result<OwnedFd> {
+pub(super) fn pending_pid_namespace(pid: i32, tid: i32) -> io::Result<OwnedFd> {
     let pidfd = nsfs::pidfd_open(tid, pid != tid)?;
     nsfs::pid_for_children(pidfd.as_fd())
 }

@@ -17,7 +17,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use self::event::Event;
 use self::output::Sink;
 use self::state::{LiveState, PINNED_RECHECK};
-use crate::inventory::{self, Inventory};
+use crate::inventory::{self, Inventory, Route};
 use crate::trace::{BootClock, EventReader, POLL_INTERVAL, TraceOptions, Tracer};
 
 /// Source of the changes that `--follow` reports.
@@ -34,6 +34,8 @@ pub enum Backend {
 /// Settings of a `--follow` run.
 pub struct FollowOptions {
     pub backend: Backend,
+    /// Route of the initial snapshot, of rescans after lost events and of polls.
+    pub route: Route,
     pub json: bool,
     pub interval: Duration,
     pub log: Option<std::fs::File>,
@@ -74,7 +76,8 @@ pub async fn run(
         },
     };
 
-    let inventory = tokio::task::spawn_blocking(inventory::scan)
+    let route = options.route;
+    let inventory = tokio::task::spawn_blocking(move || inventory::scan_with(route))
         .await
         .context("scan task failed")??;
     crate::render::report_problems(&inventory);
@@ -89,14 +92,14 @@ pub async fn run(
     match tracer {
         Some(tracer) => {
             eprintln!("listns: following namespace changes through eBPF (Ctrl-C to stop)");
-            follow_kernel(tracer, state, sink).await
+            follow_kernel(tracer, route, state, sink).await
         }
         None => {
             eprintln!(
                 "listns: following namespace changes by polling every {:?} (Ctrl-C to stop)",
                 options.interval
             );
-            follow_poll(options.interval, &mut state, sink).await
+            follow_poll(options.interval, route, &mut state, sink).await
         }
     }
 }
@@ -171,7 +174,12 @@ impl Signals {
 
 /// Follows through the eBPF programs: kernel events, loss counting and
 /// rescans, liveness checks.
-async fn follow_kernel<W: Write>(tracer: Tracer, mut state: LiveState, mut sink: Sink<W>) -> anyhow::Result<Stop> {
+async fn follow_kernel<W: Write>(
+    tracer: Tracer,
+    route: Route,
+    mut state: LiveState,
+    mut sink: Sink<W>,
+) -> anyhow::Result<Stop> {
     let mut signals = Signals::new()?;
     let clock = BootClock::new();
     // SAFETY: EventReader owns the ring buffer's fd and neither closes nor
@@ -191,7 +199,7 @@ async fn follow_kernel<W: Write>(tracer: Tracer, mut state: LiveState, mut sink:
             // once enough have gathered, so drain on a timer as well.
             _ = drain_timer.tick() => {
                 drain(reader.get_mut(), &clock, &mut state, &mut events);
-                lost_seen = check_lost(reader.get_ref(), lost_seen, &mut state, &mut events).await?;
+                lost_seen = check_lost(reader.get_ref(), route, lost_seen, &mut state, &mut events).await?;
             }
             guard = reader.readable_mut() => {
                 let mut guard = guard.context("waiting for the ring buffer failed")?;
@@ -232,6 +240,7 @@ fn drain(reader: &mut EventReader, clock: &BootClock, state: &mut LiveState, eve
 /// a loss, reports it and repairs the state with a rescan.
 async fn check_lost(
     reader: &EventReader,
+    route: Route,
     seen: u64,
     state: &mut LiveState,
     events: &mut Vec<Event>,
@@ -253,7 +262,7 @@ async fn check_lost(
     let mut event = Event::new(event::EventKind::Lost, event::Origin::Kernel, None);
     event.count = Some(lost - seen);
     events.push(event);
-    let snapshot = tokio::task::spawn_blocking(inventory::scan)
+    let snapshot = tokio::task::spawn_blocking(move || inventory::scan_with(route))
         .await
         .context("scan task failed")??;
     state.resync(&snapshot, event::Origin::Rescan, events);
@@ -261,7 +270,12 @@ async fn check_lost(
 }
 
 /// Follows by polling: a snapshot every `interval`, reporting differences.
-async fn follow_poll<W: Write>(interval: Duration, state: &mut LiveState, mut sink: Sink<W>) -> anyhow::Result<Stop> {
+async fn follow_poll<W: Write>(
+    interval: Duration,
+    route: Route,
+    state: &mut LiveState,
+    mut sink: Sink<W>,
+) -> anyhow::Result<Stop> {
     let mut signals = Signals::new()?;
     let mut poll = tokio::time::interval(interval);
     poll.tick().await;
@@ -272,7 +286,7 @@ async fn follow_poll<W: Write>(interval: Duration, state: &mut LiveState, mut si
         tokio::select! {
             _ = signals.recv() => return Ok(Stop::Signal),
             _ = poll.tick() => {
-                let snapshot = tokio::task::spawn_blocking(inventory::scan).await.context("scan task failed")??;
+                let snapshot = tokio::task::spawn_blocking(move || inventory::scan_with(route)).await.context("scan task failed")??;
                 state.resync(&snapshot, event::Origin::Poll, &mut events);
             }
             _ = recheck.tick() => state.recheck_pinned(&mut events),

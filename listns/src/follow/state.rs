@@ -275,6 +275,7 @@ impl LiveState {
             zombie: false,
             links: facts.links,
             container: known.and_then(|k| k.container.clone()),
+            cgroup_id: known.and_then(|k| k.cgroup_id),
         }
     }
 
@@ -798,6 +799,7 @@ fn read_task(pid: i32, tid: i32) -> Option<Task> {
         zombie: stat.zombie,
         links,
         container: None,
+        cgroup_id: None,
     })
 }
 

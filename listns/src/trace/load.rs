@@ -15,7 +15,7 @@ use super::hooks::{Attachment, HOOKS, Hook, Program, Target};
 use super::offsets;
 
 /// The eBPF object built by `build.rs` from the `listns-ebpf` crate.
-static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/listns-ebpf"));
+pub(crate) static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/listns-ebpf"));
 
 /// Default size of the event ring buffer. 4 MiB has room for 20,164 events
 /// of 208 bytes. At the fastest storm measured on a 2-core VM (89,000

@@ -163,8 +163,9 @@ pub fn resolve(btf: &Btf) -> Result<KernelOffsets> {
         nsproxy_member: [0; LINK_SLOTS],
         ns_common_in: [0; LINK_SLOTS],
         slots_present: 0,
-        has_ns_id: 0,
+        ..KernelOffsets::PLACEHOLDER
     };
+    resolve_iterator_offsets(&r, &mut offsets)?;
 
     // ns_common.ns_id appeared in Linux 6.18; events carry id 0 before that.
     if let Some(offset) = r.optional("ns_common", "ns_id", Expect::Scalar(8))? {
@@ -198,6 +199,60 @@ pub fn resolve(btf: &Btf) -> Result<KernelOffsets> {
         }
     }
     Ok(offsets)
+}
+
+/// Resolves the offsets that only the BPF iterators read: task flags and
+/// cgroup, and the file, inode, socket and tun structs behind an fd.
+fn resolve_iterator_offsets(r: &Resolver<'_>, offsets: &mut KernelOffsets) -> Result<()> {
+    let task = "task_struct";
+    offsets.task_flags = r.required(task, "flags", Expect::Scalar(4), "PF_* flags")?;
+    offsets.task_exit_state = r.required(task, "exit_state", Expect::Scalar(4), "zombie state")?;
+    offsets.task_cgroups = r.required(task, "cgroups", Expect::Pointer, "the task's css_set")?;
+    offsets.css_set_dfl_cgrp = r.required("css_set", "dfl_cgrp", Expect::Pointer, "the cgroup v2 cgroup")?;
+    offsets.cgroup_kn = r.required("cgroup", "kn", Expect::Pointer, "the cgroup's kernfs node")?;
+    offsets.kernfs_node_id = r.required("kernfs_node", "id", Expect::Scalar(8), "the cgroup id")?;
+    offsets.pid_ns_child_reaper = r.required(
+        "pid_namespace",
+        "child_reaper",
+        Expect::Pointer,
+        "the init process of a pid namespace",
+    )?;
+    offsets.file_f_inode = r.required("file", "f_inode", Expect::Pointer, "the inode of an open file")?;
+    offsets.file_private_data = r.required("file", "private_data", Expect::Pointer, "the socket of a file")?;
+    offsets.inode_i_mode = r.required("inode", "i_mode", Expect::Scalar(2), "the file type")?;
+    offsets.inode_i_rdev = r.required("inode", "i_rdev", Expect::Scalar(4), "the device number")?;
+    offsets.inode_i_ino = r.required("inode", "i_ino", Expect::Scalar(8), "the inode number")?;
+    offsets.inode_i_sb = r.required("inode", "i_sb", Expect::Pointer, "the file system")?;
+    offsets.inode_i_private = r.required("inode", "i_private", Expect::Pointer, "the namespace of an nsfs inode")?;
+    offsets.super_block_s_magic = r.required("super_block", "s_magic", Expect::Scalar(8), "the file system type")?;
+    offsets.socket_sk = r.required("socket", "sk", Expect::Pointer, "the sock of a socket")?;
+    let common = r.required("sock", "__sk_common", Expect::Any, "the common part of a sock")?;
+    let net = r.required("sock_common", "skc_net", Expect::Any, "the socket's network namespace")?;
+    offsets.sock_net = common + net;
+
+    // ns_common.ns_type appeared in Linux 6.18; before, user space reads the
+    // type of an nsfs fd through /proc.
+    if let Some(offset) = r.optional("ns_common", "ns_type", Expect::Scalar(4))? {
+        offsets.ns_common_ns_type = offset;
+        offsets.has_ns_type = 1;
+    }
+
+    // The tun driver's structs are in vmlinux BTF only when tun is built in;
+    // as a module its BTF is separate, and tun fds are then not reported.
+    let tun = (
+        r.optional("tun_file", "tun", Expect::Pointer)?,
+        r.optional("tun_struct", "dev", Expect::Pointer)?,
+        r.optional("net_device", "nd_net", Expect::Any)?,
+    );
+    if let (Some(tun_file_tun), Some(tun_struct_dev), Some(net_device_nd_net)) = tun {
+        offsets.tun_file_tun = tun_file_tun;
+        offsets.tun_struct_dev = tun_struct_dev;
+        offsets.net_device_nd_net = net_device_nd_net;
+        offsets.has_tun = 1;
+    } else {
+        log::info!("the kernel's BTF lacks the tun driver's structs; the fd iterator will not report tun fds");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -52,6 +52,10 @@ enum ToolKind {
     Listns,
     /// listns with `-J`, the whole inventory as JSON.
     ListnsJson,
+    /// listns forced onto the BPF iterator route (`--route iter`).
+    ListnsIter,
+    /// listns forced onto the /proc route (`--route proc`).
+    ListnsProc,
     /// lsns from util-linux.
     Lsns,
     /// nsscan.c, which only reads every task's namespace links.
@@ -63,6 +67,8 @@ impl ToolKind {
         match self {
             ToolKind::Listns => "listns",
             ToolKind::ListnsJson => "listns -J",
+            ToolKind::ListnsIter => "listns --route iter",
+            ToolKind::ListnsProc => "listns --route proc",
             ToolKind::Lsns => "lsns",
             ToolKind::CScan => "C scan (nsscan)",
         }
@@ -117,6 +123,16 @@ pub fn run(options: &Options) -> Result<()> {
             kind: ToolKind::ListnsJson,
             program: listns.clone(),
             args: &["-J"],
+        },
+        Tool {
+            kind: ToolKind::ListnsIter,
+            program: listns.clone(),
+            args: &["--route", "iter"],
+        },
+        Tool {
+            kind: ToolKind::ListnsProc,
+            program: listns.clone(),
+            args: &["--route", "proc"],
         },
         Tool {
             kind: ToolKind::Lsns,

@@ -13,6 +13,8 @@ use crate::cargo;
 
 /// listns must be at least this many times faster than lsns with the largest number of processes.
 const TARGET_SPEEDUP_OVER_LSNS: f64 = 3.0;
+/// The BPF iterator route against lsns at 10,000 separate processes.
+const TARGET_ITER_SPEEDUP_OVER_LSNS: f64 = 30.0;
 /// listns may take at most this many times as long as the C scan with the largest number of threads.
 const TARGET_RATIO_TO_C_SCAN: f64 = 1.5;
 /// Maximum peak RSS of listns in MB (10^6 bytes).
@@ -79,6 +81,16 @@ pub fn print_targets(configurations: &[Configuration]) {
         );
     }
 
+    if let (Some(iter), Some(lsns)) = (processes.summary(ToolKind::ListnsIter), processes.summary(ToolKind::Lsns)) {
+        let speedup = lsns.median.as_secs_f64() / iter.median.as_secs_f64();
+        println!(
+            "- {largest} processes: the iterator route is {speedup:.1} times as fast as lsns (median {:.1} ms against {:.1} ms); target at least {TARGET_ITER_SPEEDUP_OVER_LSNS}: {}",
+            millis(iter.median),
+            millis(lsns.median),
+            verdict(speedup >= TARGET_ITER_SPEEDUP_OVER_LSNS),
+        );
+    }
+
     let threads = find(configurations, largest, Shape::Threads);
     if let (Some(listns), Some(scan)) = (threads.summary(ToolKind::Listns), threads.summary(ToolKind::CScan)) {
         let ratio = listns.median.as_secs_f64() / scan.median.as_secs_f64();
@@ -90,7 +102,7 @@ pub fn print_targets(configurations: &[Configuration]) {
         );
     }
 
-    for kind in [ToolKind::Listns, ToolKind::ListnsJson] {
+    for kind in [ToolKind::Listns, ToolKind::ListnsJson, ToolKind::ListnsIter, ToolKind::ListnsProc] {
         let peak_rss_mb = configurations
             .iter()
             .filter_map(|c| c.summary(kind))

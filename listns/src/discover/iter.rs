@@ -1,0 +1,425 @@
+//! The in-kernel snapshot route: BPF iterators read every task's
+//! namespaces (`iter/task`) and every open nsfs file, foreign-namespace
+//! socket and tun fd (`iter/task_file`) in one read each. This source
+//! replaces `tasks.rs` and `fds.rs`; the others stay shared.
+//!
+//! User space still opens one nsfs file per namespace (through a member
+//! task's `/proc` link) for relations, and reads `/proc` for the few things
+//! the kernel records lack: command lines and containers of processes
+//! outside the default namespaces, the type of an nsfs fd on kernels
+//! without `ns_common.ns_type`, and the owner of a network namespace that
+//! only a socket holds.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use aya::programs::Iter;
+use aya::{Btf, EbpfLoader};
+use listns_common::iter::{
+    FILE_NSFS, FILE_SOCKET, FILE_TUN, FileRecord, TASK_KTHREAD, TASK_PENDING_PID_NS, TASK_ZOMBIE, TaskRecord,
+};
+use listns_common::trace::{SLOT_PID_FOR_CHILDREN, SLOT_TIME_FOR_CHILDREN};
+
+use super::defaults::Defaults;
+use super::procfs_io::{open_dir, open_read, read_file};
+use super::tasks::{RawTask, pending_pid_namespace, read_cmdline, record};
+use super::{Found, containers, fds};
+use crate::model::{Holder, NsKey, NsType, Task, TaskLinks};
+use crate::nsfs;
+use crate::trace::load::EBPF_OBJECT;
+use crate::trace::offsets;
+
+/// What the two iterators returned, with the time each step took.
+#[derive(Debug, Default)]
+pub struct IterRead {
+    pub tasks: Vec<TaskRecord>,
+    pub files: Vec<FileRecord>,
+    /// Resolving offsets from BTF and loading the programs.
+    pub load_time: Duration,
+    /// Reading both iterators to their end.
+    pub read_time: Duration,
+}
+
+/// A record type that an iterator writes, decoded from its raw bytes.
+pub trait Record: Copy + Default {}
+impl Record for TaskRecord {}
+impl Record for FileRecord {}
+
+/// Decodes the output of an iterator into records. Fails when the length is
+/// not a whole number of records, which means user space and the eBPF
+/// object disagree on the layout.
+pub fn decode<T: Record>(bytes: &[u8]) -> Result<Vec<T>> {
+    let size = size_of::<T>();
+    if !bytes.len().is_multiple_of(size) {
+        bail!(
+            "iterator output of {} bytes is not a whole number of {size}-byte records; rebuild listns and its eBPF object together",
+            bytes.len()
+        );
+    }
+    let records = bytes
+        .chunks_exact(size)
+        .map(|chunk| {
+            // SAFETY: the chunk has size_of::<T>() bytes, and T is plain
+            // #[repr(C)] data valid for every bit pattern.
+            unsafe { chunk.as_ptr().cast::<T>().read_unaligned() }
+        })
+        .collect();
+    Ok(records)
+}
+
+/// Loads both iterators and reads them. Needs root (CAP_BPF and
+/// CAP_PERFMON), the kernel's BTF and a listns built with its eBPF object.
+pub fn read() -> Result<IterRead> {
+    let start = Instant::now();
+    if EBPF_OBJECT.is_empty() {
+        bail!("this listns was built without its eBPF programs (bpf-linker was missing or AYA_BUILD_SKIP was set)");
+    }
+    let offsets = offsets::from_running_kernel().context("cannot resolve kernel struct offsets")?;
+    let btf = Btf::from_sys_fs().context("cannot parse the kernel's BTF, which iterator programs need")?;
+    let page = rustix::param::page_size() as u32;
+    // The event ring buffer is part of the object but unused here, so it
+    // gets the smallest valid size.
+    let mut ebpf = EbpfLoader::new()
+        .override_global("KERNEL_OFFSETS", &offsets, true)
+        .map_max_entries("EVENTS", page)
+        .load(EBPF_OBJECT)
+        .context("cannot load the eBPF object")?;
+    let mut outputs = Vec::with_capacity(2);
+    for (program, target) in [("listns_iter_task", "task"), ("listns_iter_task_file", "task_file")] {
+        let iter: &mut Iter = ebpf
+            .program_mut(program)
+            .with_context(|| format!("program {program} is missing from the eBPF object"))?
+            .try_into()
+            .with_context(|| format!("{program} is not an iterator program"))?;
+        iter.load(target, &btf)
+            .with_context(|| format!("cannot load {program} (iter/{target})"))?;
+        let link = iter.attach().with_context(|| format!("cannot attach {program}"))?;
+        let file = iter
+            .take_link(link)
+            .context("the iterator link is gone")?
+            .into_file()
+            .with_context(|| format!("cannot create the {target} iterator"))?;
+        outputs.push(file);
+    }
+    let load_time = start.elapsed();
+
+    let mut bytes = Vec::with_capacity(2 << 20);
+    outputs[0].read_to_end(&mut bytes).context("reading the task iterator failed")?;
+    let tasks = decode(&bytes)?;
+    bytes.clear();
+    outputs[1].read_to_end(&mut bytes).context("reading the file iterator failed")?;
+    let files = decode(&bytes)?;
+    Ok(IterRead {
+        tasks,
+        files,
+        load_time,
+        read_time: start.elapsed() - load_time,
+    })
+}
+
+/// Returns the name in a NUL-padded `comm` array.
+fn comm(raw: &[u8; 16]) -> String {
+    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+    String::from_utf8_lossy(&raw[..end]).into_owned()
+}
+
+/// Converts the namespaces of a record to the links `/proc` would show:
+/// a pending `pid_for_children` is left out, as its link gives ENOENT.
+fn links_of(record: &TaskRecord) -> TaskLinks {
+    let mut links = TaskLinks::default();
+    for ty in NsType::ALL {
+        links.member[ty.index()] = u64::from(record.ns.inum[ty.index()]);
+    }
+    if record.flags & TASK_PENDING_PID_NS == 0 {
+        links.pid_for_children = u64::from(record.ns.inum[SLOT_PID_FOR_CHILDREN]);
+    }
+    links.time_for_children = u64::from(record.ns.inum[SLOT_TIME_FOR_CHILDREN]);
+    links
+}
+
+/// Adds the tasks and fds that the iterators found to `found`.
+///
+/// NOTE: a task the iterators do not visit (PID 1 and its threads on some
+/// hardened kernels) is missing without a problem row, where the /proc
+/// route reports it as unreadable.
+pub fn scan(found: &mut Found, defaults: &Defaults, read: IterRead) -> Result<()> {
+    let proc = open_dir(rustix::fs::CWD, "/proc").context("failed to open /proc")?;
+    let mut buf = Vec::with_capacity(4096);
+    // Leaders first, so that threads inherit their leader's container.
+    let mut order: Vec<&TaskRecord> = read.tasks.iter().collect();
+    order.sort_by_key(|r| (r.tgid, r.tgid != r.tid, r.tid));
+    let mut containers_of: HashMap<i32, Option<containers::Container>> = HashMap::new();
+    for rec in order {
+        let (pid, tid) = (rec.tgid as i32, rec.tid as i32);
+        let links = links_of(rec);
+        let kthread = rec.flags & TASK_KTHREAD != 0;
+        let zombie = rec.flags & TASK_ZOMBIE != 0;
+        // Command lines and containers matter for processes in other
+        // namespaces; reading them for every process would cost more than
+        // the iterators themselves.
+        let interesting = pid == tid && !kthread && !zombie && defaults.differs(&links);
+        let (cmdline, container) = if interesting {
+            match open_dir(&proc, &pid.to_string()) {
+                Ok(dir) => {
+                    let cmdline = read_cmdline(&dir, &mut buf);
+                    let container = read_file(&dir, "cgroup", &mut buf)
+                        .ok()
+                        .and_then(|()| containers::container_from_cgroup(&String::from_utf8_lossy(&buf)));
+                    (cmdline, container)
+                }
+                Err(_) => (Vec::new(), None),
+            }
+        } else if pid == tid {
+            (Vec::new(), None)
+        } else {
+            (Vec::new(), containers_of.get(&pid).cloned().flatten())
+        };
+        if pid == tid {
+            containers_of.insert(pid, container.clone());
+        }
+        let pending_pid_ns = if rec.flags & TASK_PENDING_PID_NS != 0 && !zombie {
+            match pending_pid_namespace(pid, tid) {
+                Ok(fd) => Some(fd),
+                Err(err) => {
+                    found.problems.record("pending pid namespace", pid, &err);
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let task = Task {
+            pid,
+            tid,
+            ppid: rec.ppid as i32,
+            uid: Some(rec.euid),
+            comm: Some(comm(&rec.comm)),
+            cmdline,
+            kthread,
+            zombie,
+            links,
+            container,
+            cgroup_id: (rec.cgroup_id != 0).then_some(rec.cgroup_id),
+        };
+        record(found, RawTask { task, pending_pid_ns });
+        remember_ids(found, rec);
+    }
+    scan_files(found, &read.files);
+    found.note(format!(
+        "iterators: {} tasks and {} files of interest in {:.1} ms (load {:.1} ms)",
+        read.tasks.len(),
+        read.files.len(),
+        read.read_time.as_secs_f64() * 1e3,
+        read.load_time.as_secs_f64() * 1e3,
+    ));
+    Ok(())
+}
+
+/// Keeps the kernel's 64-bit ids for namespaces that no fd could be opened
+/// for; `relations::resolve` reads the ids of the others with `NS_GET_ID`.
+fn remember_ids(found: &mut Found, rec: &TaskRecord) {
+    for (slot, (&inum, &id)) in rec.ns.inum.iter().zip(&rec.ns.id).enumerate() {
+        let ty = match slot {
+            SLOT_PID_FOR_CHILDREN => NsType::Pid,
+            SLOT_TIME_FOR_CHILDREN => NsType::Time,
+            _ => NsType::ALL[slot],
+        };
+        let key = NsKey {
+            ty,
+            inode: u64::from(inum),
+        };
+        if inum != 0
+            && id != 0
+            && let Some(entry) = found.namespaces.get_mut(&key)
+            && entry.id.is_none()
+        {
+            entry.id = Some(id);
+        }
+    }
+}
+
+/// Records the holders that `iter/task_file` found. Our own fds and the
+/// nsfs fds of other listns processes are scan state, not holders.
+fn scan_files(found: &mut Found, files: &[FileRecord]) {
+    let own_pid = rustix::process::getpid().as_raw_nonzero().get();
+    let own_exe: fds::ExeId = rustix::fs::stat("/proc/self/exe").ok().map(|st| (st.st_dev, st.st_ino));
+    let mut scanners: HashMap<i32, bool> = HashMap::new();
+    let mut pidfds = HashMap::new();
+    for rec in files {
+        let (pid, tid, fd) = (rec.tgid as i32, rec.tid as i32, rec.fd as i32);
+        if pid == own_pid {
+            continue;
+        }
+        let netns = NsKey {
+            ty: NsType::Net,
+            inode: u64::from(rec.ns_inum),
+        };
+        match rec.kind {
+            FILE_SOCKET => {
+                let holder = Holder::Socket {
+                    pid,
+                    tid,
+                    fd,
+                    socket_inode: rec.inode,
+                };
+                hold_netns(found, &mut pidfds, netns, rec, holder, nsfs::socket_netns);
+            }
+            FILE_TUN => {
+                let holder = Holder::Tun { pid, tid, fd };
+                hold_netns(found, &mut pidfds, netns, rec, holder, nsfs::tun_netns);
+            }
+            FILE_NSFS => {
+                let is_scanner = *scanners.entry(pid).or_insert_with(|| {
+                    let exe = rustix::fs::stat(format!("/proc/{pid}/exe").as_str()).ok();
+                    own_exe.is_some() && exe.map(|st| (st.st_dev, st.st_ino)) == own_exe
+                });
+                if is_scanner {
+                    continue;
+                }
+                let path = if pid == tid {
+                    format!("/proc/{pid}/fd/{fd}")
+                } else {
+                    format!("/proc/{pid}/task/{tid}/fd/{fd}")
+                };
+                let open = || open_read(rustix::fs::CWD, path.as_str());
+                let ty = NsType::from_clone_flag(rec.ns_type);
+                let key = match ty {
+                    Some(ty) => NsKey {
+                        ty,
+                        inode: u64::from(rec.ns_inum),
+                    },
+                    // Kernels before 6.18 have no ns_common.ns_type: the
+                    // type comes from NS_GET_NSTYPE on the fd itself.
+                    None => match open().and_then(|f| nsfs::key_of(f.as_fd(), None).map(|k| (k, f))) {
+                        Ok((key, file)) => {
+                            found.see_fd(key, file);
+                            key
+                        }
+                        Err(err) => {
+                            found.problems.record("nsfs fd type", pid, &err);
+                            continue;
+                        }
+                    },
+                };
+                found.hold(key, Holder::Fd { pid, tid, fd }, open);
+                if rec.ns_id != 0
+                    && let Some(entry) = found.namespaces.get_mut(&key)
+                    && entry.id.is_none()
+                {
+                    entry.id = Some(rec.ns_id);
+                }
+            }
+            other => log::debug!("iter/task_file record of unknown kind {other} for PID {pid}"),
+        }
+    }
+    if scanners.values().any(|&s| s) {
+        log::info!("skipped the nsfs fds of other listns scans");
+    }
+}
+
+/// Adds a socket or tun holder of a network namespace. When no task is a
+/// member of that namespace, no nsfs file of it is open yet, so the fd is
+/// copied with `pidfd_getfd` and asked for its namespace: relations need
+/// an open file. That happens once per such namespace.
+fn hold_netns(
+    found: &mut Found,
+    pidfds: &mut HashMap<(i32, i32), Option<std::os::fd::OwnedFd>>,
+    netns: NsKey,
+    rec: &FileRecord,
+    holder: Holder,
+    ioctl: fn(std::os::fd::BorrowedFd<'_>) -> io::Result<std::os::fd::OwnedFd>,
+) {
+    let (pid, tid, fd) = (rec.tgid as i32, rec.tid as i32, rec.fd as i32);
+    let needs_fd = found.namespaces.get(&netns).is_none_or(|entry| entry.fd.is_none());
+    if needs_fd {
+        let pidfd = pidfds.entry((pid, tid)).or_insert(None);
+        if let Some(probed) = fds::probe_other_fd(found, pidfd, (pid, tid), fd, ioctl)
+            && probed != netns
+        {
+            log::debug!("fd {fd} of PID {pid} moved from {netns} to {probed} between the iterator and the probe");
+        }
+    }
+    found.hold(netns, holder, super::no_open);
+    if rec.ns_id != 0
+        && let Some(entry) = found.namespaces.get_mut(&netns)
+        && entry.id.is_none()
+    {
+        entry.id = Some(rec.ns_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes_of<T: Record>(records: &[T]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for record in records {
+            // SAFETY: T is plain #[repr(C)] data without padding.
+            let raw = unsafe { std::slice::from_raw_parts((record as *const T).cast::<u8>(), size_of::<T>()) };
+            out.extend_from_slice(raw);
+        }
+        out
+    }
+
+    #[test]
+    fn decode_task_records() {
+        let mut first = TaskRecord {
+            tgid: 42,
+            tid: 43,
+            ppid: 1,
+            flags: TASK_PENDING_PID_NS,
+            euid: 1000,
+            cgroup_id: 7,
+            ..TaskRecord::default()
+        };
+        first.comm[..4].copy_from_slice(b"test");
+        first.ns.inum[NsType::Net.index()] = 4026531833;
+        first.ns.id[NsType::Net.index()] = 0x1_0000_0001;
+        let second = TaskRecord {
+            tgid: 44,
+            tid: 44,
+            ..TaskRecord::default()
+        };
+        let decoded: Vec<TaskRecord> = decode(&bytes_of(&[first, second])).unwrap();
+        assert_eq!(decoded, vec![first, second]);
+        assert_eq!(comm(&decoded[0].comm), "test");
+    }
+
+    #[test]
+    fn decode_file_records() {
+        let record = FileRecord {
+            tgid: 5,
+            tid: 6,
+            fd: 3,
+            kind: FILE_NSFS,
+            ns_type: NsType::Uts.clone_flag(),
+            ns_inum: 4026532000,
+            ns_id: 99,
+            inode: 4026532000,
+        };
+        let decoded: Vec<FileRecord> = decode(&bytes_of(&[record])).unwrap();
+        assert_eq!(decoded, vec![record]);
+    }
+
+    #[test]
+    fn decode_rejects_partial_record() {
+        let bytes = vec![0u8; size_of::<FileRecord>() + 1];
+        assert!(decode::<FileRecord>(&bytes).is_err());
+        assert!(decode::<TaskRecord>(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn pending_pid_namespace_is_no_link() {
+        let mut record = TaskRecord::default();
+        record.ns.inum[SLOT_PID_FOR_CHILDREN] = 4026532100;
+        record.ns.inum[SLOT_TIME_FOR_CHILDREN] = 4026532101;
+        assert_eq!(links_of(&record).pid_for_children, 4026532100);
+        record.flags |= TASK_PENDING_PID_NS;
+        assert_eq!(links_of(&record).pid_for_children, 0);
+        assert_eq!(links_of(&record).time_for_children, 4026532101);
+    }
+}
