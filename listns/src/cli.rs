@@ -114,7 +114,7 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", requires = "follow")]
     pub output: Option<std::path::PathBuf>,
 
-    /// How the snapshot reads tasks and fds: BPF iterators (iter, needs root), /proc, or auto (iter where possible).
+    /// How the snapshot reads tasks and fds: /proc (auto, the default), or BPF iterators (iter, needs root and BTF; faster, but see the README for what it does not report yet).
     #[arg(long, value_enum, default_value = "auto")]
     pub route: Route,
 

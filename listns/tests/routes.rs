@@ -84,7 +84,10 @@ fn view(inventory: &Inventory, stable: &BTreeSet<(i32, i32)>) -> BTreeMap<NsKey,
 }
 
 fn has_holder(inventory: &Inventory, key: NsKey, wanted: impl Fn(&Holder) -> bool) -> bool {
-    inventory.namespaces.get(&key).is_some_and(|ns| ns.holders.iter().any(wanted))
+    inventory
+        .namespaces
+        .get(&key)
+        .is_some_and(|ns| ns.holders.iter().any(wanted))
 }
 
 #[test]
@@ -182,7 +185,9 @@ sys.stdin.read()
 "#,
     );
     let zombie: i32 = zombie_parent.read_number();
-    wait_until("the fixture's child to become a zombie", || proc_state(zombie) == Some('Z'));
+    wait_until("the fixture's child to become a zombie", || {
+        proc_state(zombie) == Some('Z')
+    });
 
     // Nested user namespaces: the middle one has no task of its own. Both
     // unshare commands exec, so the PID ends up being the sleep.
@@ -195,14 +200,29 @@ sys.stdin.read()
 
     // Every fixture is in the iterator snapshot, as the expected holder.
     let bind = |h: &Holder| matches!(h, Holder::BindMount { path, .. } if path == mount.path_str());
-    assert!(has_holder(&iter, mounted.key, bind), "bind mount of {} missing", mounted.key);
+    assert!(
+        has_holder(&iter, mounted.key, bind),
+        "bind mount of {} missing",
+        mounted.key
+    );
     let fd_pid = fd_holder.pid();
     let fd_ns = iter
         .namespaces
         .values()
-        .find(|ns| ns.holders.contains(&Holder::Fd { pid: fd_pid, tid: fd_pid, fd: held_fd }))
+        .find(|ns| {
+            ns.holders.contains(&Holder::Fd {
+                pid: fd_pid,
+                tid: fd_pid,
+                fd: held_fd,
+            })
+        })
         .unwrap_or_else(|| panic!("no namespace held by fd {held_fd} of PID {fd_pid}"));
-    assert_eq!(fd_ns.key.ty, NsType::Uts, "fd {held_fd} of PID {fd_pid} holds {}", fd_ns.key);
+    assert_eq!(
+        fd_ns.key.ty,
+        NsType::Uts,
+        "fd {held_fd} of PID {fd_pid} holds {}",
+        fd_ns.key
+    );
     let socket_pid = socket_holder.pid();
     let socket_held = iter.namespaces.values().any(|ns| {
         ns.key.ty == NsType::Net
@@ -211,33 +231,57 @@ sys.stdin.read()
                 .iter()
                 .any(|h| matches!(h, Holder::Socket { pid, fd, .. } if *pid == socket_pid && *fd == socket_fd))
     });
-    assert!(socket_held, "no netns held by socket fd {socket_fd} of PID {socket_pid}");
+    assert!(
+        socket_held,
+        "no netns held by socket fd {socket_fd} of PID {socket_pid}"
+    );
     let thread = iter
         .tasks
         .iter()
         .find(|t| t.tid == own_tid)
         .unwrap_or_else(|| panic!("thread {own_tid} missing"));
-    let leader = iter.tasks.iter().find(|t| t.tid == thread_holder.pid()).expect("thread's leader");
+    let leader = iter
+        .tasks
+        .iter()
+        .find(|t| t.tid == thread_holder.pid())
+        .expect("thread's leader");
     assert_ne!(thread.links.get(NsType::Uts), leader.links.get(NsType::Uts));
     let link_holder = |pid: i32, link: TaskLink| {
         iter.namespaces
             .values()
             .any(|ns| ns.holders.contains(&Holder::Task { pid, tid: pid, link }))
     };
-    assert!(link_holder(pid_children.pid(), TaskLink::PidForChildren), "pid_for_children missing");
-    assert!(link_holder(pending.pid(), TaskLink::PendingPidForChildren), "pending pid namespace missing");
-    assert!(link_holder(time_children.pid(), TaskLink::TimeForChildren), "time_for_children missing");
+    assert!(
+        link_holder(pid_children.pid(), TaskLink::PidForChildren),
+        "pid_for_children missing"
+    );
+    assert!(
+        link_holder(pending.pid(), TaskLink::PendingPidForChildren),
+        "pending pid namespace missing"
+    );
+    assert!(
+        link_holder(time_children.pid(), TaskLink::TimeForChildren),
+        "time_for_children missing"
+    );
     let zombie_task = iter.tasks.iter().find(|t| t.tid == zombie).expect("zombie task");
     assert!(zombie_task.zombie, "PID {zombie} is not marked as a zombie");
-    assert!(iter.tasks.iter().any(|t| t.kthread), "no kernel thread in the iterator snapshot");
+    assert!(
+        iter.tasks.iter().any(|t| t.kthread),
+        "no kernel thread in the iterator snapshot"
+    );
     let sleep_user = iter
         .tasks
         .iter()
         .find(|t| t.tid == nested.pid())
         .and_then(|t| t.links.get(NsType::User))
         .expect("user namespace of the nested sleep");
-    let middle = iter.namespaces[&sleep_user].parent.expect("parent of the inner user namespace");
-    assert!(iter.namespaces[&middle].tasks.is_empty(), "the middle user namespace has tasks");
+    let middle = iter.namespaces[&sleep_user]
+        .parent
+        .expect("parent of the inner user namespace");
+    assert!(
+        iter.namespaces[&middle].tasks.is_empty(),
+        "the middle user namespace has tasks"
+    );
 
     // Both routes agree namespace by namespace and holder by holder.
     let stable: BTreeSet<(i32, i32)> = task_ids(&iter).intersection(&task_ids(&proc)).copied().collect();
@@ -245,9 +289,15 @@ sys.stdin.read()
     let proc_view = view(&proc, &stable);
     let only_iter: Vec<&NsKey> = iter_view.keys().filter(|k| !proc_view.contains_key(k)).collect();
     let only_proc: Vec<&NsKey> = proc_view.keys().filter(|k| !iter_view.contains_key(k)).collect();
-    assert!(only_iter.is_empty(), "namespaces only the iterators found: {only_iter:?}");
+    assert!(
+        only_iter.is_empty(),
+        "namespaces only the iterators found: {only_iter:?}"
+    );
     assert!(only_proc.is_empty(), "namespaces only /proc found: {only_proc:?}");
     for (key, iter_ns) in &iter_view {
-        assert_eq!(iter_ns, &proc_view[key], "{key} differs (left: iterators, right: /proc)");
+        assert_eq!(
+            iter_ns, &proc_view[key],
+            "{key} differs (left: iterators, right: /proc)"
+        );
     }
 }

@@ -107,10 +107,14 @@ pub fn read() -> Result<IterRead> {
     let load_time = start.elapsed();
 
     let mut bytes = Vec::with_capacity(2 << 20);
-    outputs[0].read_to_end(&mut bytes).context("reading the task iterator failed")?;
+    outputs[0]
+        .read_to_end(&mut bytes)
+        .context("reading the task iterator failed")?;
     let tasks = decode(&bytes)?;
     bytes.clear();
-    outputs[1].read_to_end(&mut bytes).context("reading the file iterator failed")?;
+    outputs[1]
+        .read_to_end(&mut bytes)
+        .context("reading the file iterator failed")?;
     let files = decode(&bytes)?;
     Ok(IterRead {
         tasks,

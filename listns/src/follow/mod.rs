@@ -140,7 +140,9 @@ fn load_tracer() -> anyhow::Result<Tracer> {
 /// Returns whether this process has the capabilities to load tracing
 /// programs: CAP_SYS_ADMIN (21), or CAP_BPF (39) with CAP_PERFMON (38).
 fn may_trace() -> bool {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else { return false };
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
     let effective = status
         .lines()
         .find_map(|line| line.strip_prefix("CapEff:"))

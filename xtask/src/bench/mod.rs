@@ -7,6 +7,7 @@ mod interrupt;
 mod limits;
 mod measure;
 mod report;
+mod trace;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,9 @@ pub struct Options {
     /// Timed runs of each tool per number and shape of tasks, after one untimed warm-up run.
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
+
+    #[command(flatten)]
+    trace: trace::Options,
 }
 
 impl Options {
@@ -102,6 +106,9 @@ impl Configuration {
 
 /// Runs the benchmark and prints the results as Markdown on stdout, progress on stderr.
 pub fn run(options: &Options) -> Result<()> {
+    if options.trace.enabled {
+        return trace::run(&options.trace, options.runs);
+    }
     if !system::is_root() {
         bail!(
             "the benchmark raises kernel limits and must read the namespaces of every task: \

@@ -81,7 +81,10 @@ pub fn print_targets(configurations: &[Configuration]) {
         );
     }
 
-    if let (Some(iter), Some(lsns)) = (processes.summary(ToolKind::ListnsIter), processes.summary(ToolKind::Lsns)) {
+    if let (Some(iter), Some(lsns)) = (
+        processes.summary(ToolKind::ListnsIter),
+        processes.summary(ToolKind::Lsns),
+    ) {
         let speedup = lsns.median.as_secs_f64() / iter.median.as_secs_f64();
         println!(
             "- {largest} processes: the iterator route is {speedup:.1} times as fast as lsns (median {:.1} ms against {:.1} ms); target at least {TARGET_ITER_SPEEDUP_OVER_LSNS}: {}",
@@ -102,7 +105,12 @@ pub fn print_targets(configurations: &[Configuration]) {
         );
     }
 
-    for kind in [ToolKind::Listns, ToolKind::ListnsJson, ToolKind::ListnsIter, ToolKind::ListnsProc] {
+    for kind in [
+        ToolKind::Listns,
+        ToolKind::ListnsJson,
+        ToolKind::ListnsIter,
+        ToolKind::ListnsProc,
+    ] {
         let peak_rss_mb = configurations
             .iter()
             .filter_map(|c| c.summary(kind))
