@@ -26,15 +26,8 @@ async fn main() -> Result<()> {
     let tracer = Tracer::load(&TraceOptions::default())?;
     eprintln!("loaded and attached in {:?}", tracer.load_time);
     for status in &tracer.hooks {
-        match status.attached {
-            Some(index) => {
-                let targets: Vec<String> = status.hook.attachments[index]
-                    .programs
-                    .iter()
-                    .map(|p| p.target.to_string())
-                    .collect();
-                eprintln!("hook {:<10} attached: {}", status.hook.name, targets.join(", "));
-            }
+        match status.targets() {
+            Some(targets) => eprintln!("hook {:<10} attached: {targets}", status.hook.name),
             None => eprintln!(
                 "hook {:<10} NOT attached: {}",
                 status.hook.name,

@@ -102,7 +102,7 @@ pub struct Cli {
     #[arg(short = 'f', long, conflicts_with_all = ["tree", "list", "columns", "output_all"])]
     pub follow: bool,
 
-    /// How --follow learns about changes: eBPF tracepoints, polling snapshots, or auto (eBPF where possible).
+    /// Source of the changes --follow reports: eBPF tracepoints, polling snapshots, or auto (eBPF where possible).
     #[arg(long, value_enum, default_value = "auto", requires = "follow")]
     pub backend: Backend,
 
@@ -114,7 +114,7 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", requires = "follow")]
     pub output: Option<std::path::PathBuf>,
 
-    /// How the snapshot reads tasks and fds: /proc (auto, the default), or BPF iterators (iter, needs root and BTF; faster, but see the README for what it does not report yet).
+    /// Route by which the snapshot reads tasks and fds: /proc (auto, the default), or BPF iterators (iter: needs root and BTF, is faster, and does not yet report the tasks it cannot see).
     #[arg(long, value_enum, default_value = "auto")]
     pub route: Route,
 

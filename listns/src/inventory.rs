@@ -99,7 +99,7 @@ impl Inventory {
     }
 }
 
-/// How a snapshot reads tasks and their fds. Mounts, names and relations
+/// Route by which a snapshot reads tasks and their fds. Mounts, names and relations
 /// come from the same sources on both routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Route {
@@ -120,10 +120,10 @@ pub fn scan() -> anyhow::Result<Inventory> {
 /// Takes a snapshot by `route`.
 ///
 /// NOTE: [`Route::Auto`] takes `/proc`. The iterator route agrees with it on
-/// every namespace and holder, but does not yet report the tasks the
-/// iterators never visit (PID 1 on some hosts), reads command lines only for
-/// processes outside the default namespaces, and peaks at about 42 MB of
-/// memory; until those are fixed it is opt-in (`--route iter`).
+/// every namespace and holder, but it does not yet report the tasks the
+/// iterators never visit (PID 1 on some hosts). It also reads command lines
+/// only for processes outside the default namespaces and peaks at about 42 MB
+/// of memory, so it stays opt-in (`--route iter`) until those are fixed.
 pub fn scan_with(route: Route) -> anyhow::Result<Inventory> {
     let taken_at = SystemTime::now();
     let defaults = Defaults::detect();

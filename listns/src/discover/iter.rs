@@ -32,7 +32,7 @@ use crate::nsfs;
 use crate::trace::load::EBPF_OBJECT;
 use crate::trace::offsets;
 
-/// What the two iterators returned, with the time each step took.
+/// Records returned by the two iterators, with the time each step took.
 #[derive(Debug, Default)]
 pub struct IterRead {
     pub tasks: Vec<TaskRecord>,

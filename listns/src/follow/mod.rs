@@ -1,7 +1,7 @@
 //! `--follow`: the snapshot, then every namespace change as it happens.
 //!
 //! Kernel events come from the eBPF programs of [`crate::trace`]; where they
-//! cannot be loaded, the polling backend diffs snapshots instead and says so.
+//! cannot be loaded, the polling backend diffs snapshots instead and prints that it does.
 
 pub mod event;
 pub mod kernel;
@@ -114,14 +114,9 @@ fn load_tracer() -> anyhow::Result<Tracer> {
     let tracer = Tracer::load(&TraceOptions::default())?;
     log::info!("eBPF programs loaded and attached in {:?}", tracer.load_time);
     for status in &tracer.hooks {
-        match status.attached {
-            Some(index) => {
-                let targets: Vec<String> = status.hook.attachments[index]
-                    .programs
-                    .iter()
-                    .map(|p| p.target.to_string())
-                    .collect();
-                log::info!("hook {} attached: {}", status.hook.name, targets.join(", "));
+        match status.targets() {
+            Some(targets) => {
+                log::info!("hook {} attached: {targets}", status.hook.name);
                 for failure in &status.failures {
                     log::info!("hook {}: a better attachment failed: {failure}", status.hook.name);
                 }

@@ -253,7 +253,7 @@ impl LiveState {
     }
 
     /// Builds the task a kernel event describes, keeping what the state
-    /// knows about it (command line, container) where the kernel has less.
+    /// has about it (command line, container) where the kernel has less.
     fn task_from_facts(&self, facts: &TaskFacts, parent_tid: Option<i32>) -> Task {
         let known = self
             .tasks

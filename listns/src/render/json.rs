@@ -111,7 +111,7 @@ impl<I: Iterator<Item = Value>> Serialize for Lazy<I> {
     }
 }
 
-/// A reference to another namespace: type, inode and id.
+/// Returns a reference to another namespace: type, inode and id.
 pub fn ns_ref(inventory: &Inventory, key: NsKey) -> Value {
     let id = inventory.namespaces.get(&key).and_then(|ns| ns.id);
     json!({"type": key.ty.name(), "inode": key.inode, "id": id})
@@ -160,7 +160,7 @@ fn holder(inventory: &Inventory, holder: &Holder) -> Value {
     value
 }
 
-/// One task, as the snapshot and the event stream show it.
+/// Returns one task, as the snapshot and the event stream show it.
 pub fn task(task: &Task) -> Value {
     let mut namespaces = serde_json::Map::new();
     for ty in NsType::ALL {

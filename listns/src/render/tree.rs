@@ -10,7 +10,7 @@ use super::escape::escape;
 use crate::inventory::{Inventory, Namespace};
 use crate::model::{NsKey, NsState, NsType};
 
-/// Which relation the tree follows.
+/// Relation that the tree follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TreeKind {
     /// Each namespace under its owning user namespace.
@@ -87,8 +87,8 @@ fn write_node(
     Ok(())
 }
 
-/// One line about a namespace: key, state, processes and first command, or
-/// its holders when it has no process.
+/// Returns one line about a namespace: key, state, processes and first
+/// command, or its holders when it has no process.
 fn describe(inventory: &Inventory, key: NsKey) -> String {
     let Some(ns) = inventory.namespaces.get(&key) else {
         return key.to_string();

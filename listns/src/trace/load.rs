@@ -89,6 +89,16 @@ pub struct Tracer {
     pub load_time: Duration,
 }
 
+impl HookStatus {
+    /// Returns the attach points in use, e.g. `tp_btf/sched_process_fork`,
+    /// or `None` when the hook is not attached.
+    pub fn targets(&self) -> Option<String> {
+        let attachment = &self.hook.attachments[self.attached?];
+        let targets: Vec<String> = attachment.programs.iter().map(|p| p.target.to_string()).collect();
+        Some(targets.join(", "))
+    }
+}
+
 impl Tracer {
     /// Resolves offsets, loads the eBPF object and attaches every hook it can.
     /// Fails only when nothing could be attached or the object itself does
