@@ -102,12 +102,15 @@ fn routes_agree_on_fixtures() {
     // Held only by an nsfs fd: the child that created the uts namespace is gone.
     let fd_holder = python(
         r#"
+ready_read, ready_write = os.pipe()
 pid = os.fork()
 if pid == 0:
+    libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL: ends with the test's process
     check(libc.unshare(CLONE_NEWUTS), "unshare")
+    os.write(ready_write, b"x")
     time.sleep(600)
     os._exit(0)
-time.sleep(0.2)
+os.read(ready_read, 1)
 fd = os.open("/proc/%d/ns/uts" % pid, os.O_RDONLY)
 os.kill(pid, 9)
 os.waitpid(pid, 0)
@@ -150,6 +153,7 @@ sys.stdin.read()
         r#"
 check(libc.unshare(CLONE_NEWPID), "unshare")
 if os.fork() == 0:
+    libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL: ends with the test's process
     time.sleep(600)
     os._exit(0)
 print("ready", flush=True)
