@@ -73,7 +73,28 @@ pub struct FileRecord {
     pub inode: u64,
 }
 
+/// Most bytes of a command line that the command-line iterator copies.
+/// Longer command lines are cut there; `/proc/PID/cmdline` would return
+/// them whole.
+pub const CMDLINE_MAX: usize = 4096;
+
+/// Header of one variable-length record of the command-line iterator
+/// (`iter.s/task`): `len` bytes of the command line follow it directly, as
+/// in `/proc/PID/cmdline` (arguments separated by NUL bytes). One record per
+/// process with a memory map; kernel threads and zombies have none.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CmdlineHeader {
+    pub tgid: u32,
+    /// Bytes that follow, at most [`CMDLINE_MAX`].
+    pub len: u16,
+    /// 0, or the negative errno of `bpf_copy_from_user_task`, when `len` is 0.
+    pub error: i16,
+}
+
 const _: () = assert!(size_of::<TaskRecord>() == 168);
+const _: () = assert!(size_of::<CmdlineHeader>() == 8);
+const _: () = assert!(CMDLINE_MAX <= u16::MAX as usize);
 const _: () = assert!(size_of::<FileRecord>() == 40);
 
 // SAFETY: plain #[repr(C)] data with no padding (the size assertions above
@@ -82,3 +103,5 @@ const _: () = assert!(size_of::<FileRecord>() == 40);
 unsafe impl aya::Pod for TaskRecord {}
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for FileRecord {}
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for CmdlineHeader {}

@@ -233,6 +233,11 @@ pub struct KernelOffsets {
     pub net_device_nd_net: u32,
     /// 1 when the kernel's BTF describes the tun driver's structs, else 0.
     pub has_tun: u32,
+    /// `task_struct.mm` and the bounds of the command line in the process's
+    /// memory, for the command-line iterator.
+    pub task_mm: u32,
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
     pub _reserved: u32,
 }
 
@@ -286,6 +291,9 @@ impl KernelOffsets {
         tun_struct_dev: u32::MAX,
         net_device_nd_net: u32::MAX,
         has_tun: 0,
+        task_mm: u32::MAX,
+        mm_arg_start: u32::MAX,
+        mm_arg_end: u32::MAX,
         _reserved: 0,
     };
 }
@@ -293,7 +301,7 @@ impl KernelOffsets {
 const _: () = assert!(size_of::<TaskNamespaces>() == 120);
 const _: () = assert!(size_of::<RawEvent>() == 200);
 const _: () = assert!(size_of::<RawForkEvent>() == 328);
-const _: () = assert!(size_of::<KernelOffsets>() == 256);
+const _: () = assert!(size_of::<KernelOffsets>() == 268);
 // The ring buffer hands out 8-byte aligned records.
 const _: () = assert!(align_of::<RawEvent>() <= 8 && align_of::<RawForkEvent>() <= 8);
 

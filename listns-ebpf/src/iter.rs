@@ -1,6 +1,7 @@
 //! BPF iterators for the in-kernel snapshot: `iter/task` writes one
 //! [`TaskRecord`] per task, `iter/task_file` one [`FileRecord`] per nsfs
-//! file, foreign-namespace socket or tun fd.
+//! file, foreign-namespace socket or tun fd, and the sleepable
+//! `iter.s/task` the command line of every process.
 //!
 //! aya-ebpf 0.2.1 has no `#[iter]` macro, so each program is a plain
 //! function in its link section. The verifier accepts `bpf_seq_write` only
@@ -12,11 +13,14 @@ use core::ffi::c_void;
 use core::mem::MaybeUninit;
 use core::ptr::{addr_of_mut, read_volatile};
 
-use aya_ebpf::helpers::generated::bpf_seq_write;
+use aya_ebpf::bindings::task_struct;
+use aya_ebpf::helpers::generated::{bpf_copy_from_user_task, bpf_seq_write};
+use aya_ebpf::macros::map;
+use aya_ebpf::maps::PerCpuArray;
 use listns_common::NsType;
 use listns_common::iter::{
-    FILE_NSFS, FILE_SOCKET, FILE_TUN, FileRecord, TASK_EXITING, TASK_KTHREAD, TASK_PENDING_PID_NS, TASK_ZOMBIE,
-    TaskRecord,
+    CMDLINE_MAX, CmdlineHeader, FILE_NSFS, FILE_SOCKET, FILE_TUN, FileRecord, TASK_EXITING, TASK_KTHREAD,
+    TASK_PENDING_PID_NS, TASK_ZOMBIE, TaskRecord,
 };
 use listns_common::trace::SLOT_PID_FOR_CHILDREN;
 
@@ -209,4 +213,88 @@ pub extern "C" fn listns_iter_task_file(ctx: *const TaskFileContext) -> i32 {
 fn task_netns(task: u64, status: &mut i64) -> u64 {
     let nsproxy = read_u64(task, offset!(task_nsproxy), status);
     read_u64(nsproxy, offset!(nsproxy_member[NsType::Net.index()]), status)
+}
+
+/// One command-line record as it is written: header, then the bytes.
+#[repr(C)]
+pub struct CmdlineRecord {
+    header: CmdlineHeader,
+    bytes: [u8; CMDLINE_MAX],
+}
+
+/// Scratch space for [`CmdlineRecord`], too large for the 512-byte stack.
+/// Sleepable programs run with migration disabled, so a per-CPU slot is
+/// theirs until they return.
+#[map]
+static CMDLINE_BUFFER: PerCpuArray<CmdlineRecord> = PerCpuArray::with_max_entries(1, 0);
+
+/// Writes one [`CmdlineHeader`] and the command line of every process with
+/// a memory map. `bpf_copy_from_user_task` may fault pages in, so the
+/// program is sleepable (`iter.s`); it reads another process's memory the
+/// way `/proc/PID/cmdline` does, without a path lookup per process.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "iter.s/task")]
+pub extern "C" fn listns_iter_cmdline(ctx: *const TaskContext) -> i32 {
+    // SAFETY: the kernel passes a valid bpf_iter__task; meta is never NULL.
+    let (seq, task_ptr) = unsafe { (read_volatile(&(*(*ctx).meta).seq), read_volatile(&(*ctx).task)) };
+    if task_ptr.is_null() {
+        return 0;
+    }
+    let task = task_ptr as u64;
+    let mut status = 0i64;
+    let tgid = read_u32(task, offset!(task_tgid), &mut status);
+    // Threads share their leader's memory map.
+    if tgid != read_u32(task, offset!(task_pid), &mut status)
+        || read_u32(task, offset!(task_flags), &mut status) & PF_KTHREAD != 0
+    {
+        return 0;
+    }
+    let mm = read_u64(task, offset!(task_mm), &mut status);
+    if mm == 0 {
+        return 0;
+    }
+    let start = read_u64(mm, offset!(mm_arg_start), &mut status);
+    let end = read_u64(mm, offset!(mm_arg_end), &mut status);
+    if status != 0 || end <= start {
+        return 0;
+    }
+    let Some(record) = CMDLINE_BUFFER.get_ptr_mut(0) else {
+        return 0;
+    };
+    let mut len = end - start;
+    if len > CMDLINE_MAX as u64 {
+        len = CMDLINE_MAX as u64;
+    }
+    // SAFETY: `record` points to this CPU's slot, `len` is at most the size
+    // of its byte array, and the helper checks the user address.
+    unsafe {
+        let copied = bpf_copy_from_user_task(
+            addr_of_mut!((*record).bytes).cast(),
+            len as u32,
+            start as *const c_void,
+            task_ptr as *mut task_struct,
+            0,
+        );
+        let header = if copied == 0 {
+            CmdlineHeader {
+                tgid,
+                len: len as u16,
+                error: 0,
+            }
+        } else {
+            len = 0;
+            CmdlineHeader {
+                tgid,
+                len: 0,
+                error: copied as i16,
+            }
+        };
+        store(addr_of_mut!((*record).header), header);
+        bpf_seq_write(
+            seq.cast(),
+            record.cast(),
+            (size_of::<CmdlineHeader>() as u64 + len) as u32,
+        );
+    }
+    0
 }

@@ -9,7 +9,7 @@ use anyhow::Context;
 use crate::discover::defaults::Defaults;
 use crate::discover::{self, Found};
 use crate::model::{Holder, NsKey, NsState, NsType, Relation, Task};
-use crate::problems::Problems;
+use crate::problems::{Problems, Reason};
 
 /// Directories where pinning a namespace by bind mount is ordinary: `ip netns`,
 /// container runtimes and snapd keep their namespaces there. A namespace
@@ -103,7 +103,8 @@ impl Inventory {
 /// come from the same sources on both routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Route {
-    /// `/proc` for now, see [`scan_with`].
+    /// The BPF iterators where they can run (root, kernel BTF, a listns built
+    /// with its eBPF programs), else `/proc`.
     #[default]
     Auto,
     /// `/proc/PID/task/TID/ns/*` and `/proc/PID/fd/*`: works without root and BPF.
@@ -118,38 +119,24 @@ pub fn scan() -> anyhow::Result<Inventory> {
 }
 
 /// Takes a snapshot by `route`.
-///
-/// NOTE: [`Route::Auto`] takes `/proc`. The iterator route agrees with it on
-/// every namespace and holder, but it does not yet report the tasks the
-/// iterators never visit (PID 1 on some hosts). It also reads command lines
-/// only for processes outside the default namespaces and peaks at about 42 MB
-/// of memory, so it stays opt-in (`--route iter`) until those are fixed.
 pub fn scan_with(route: Route) -> anyhow::Result<Inventory> {
     let taken_at = SystemTime::now();
     let defaults = Defaults::detect();
     let mut found = Found::default();
 
-    let iter_read = match route {
-        Route::Proc => {
-            log::info!("snapshot route: /proc, as requested");
-            None
-        }
-        Route::Iter => {
-            let read = discover::iter::read().context("the BPF iterator route failed; use --route proc")?;
-            log::info!("snapshot route: BPF iterators, as requested");
-            Some(read)
-        }
-        Route::Auto => {
-            log::info!("snapshot route: /proc, the default (--route iter reads tasks through BPF iterators)");
-            None
-        }
-    };
-    let route_name = match iter_read {
-        Some(read) => {
-            discover::iter::scan(&mut found, &defaults, read)?;
-            "iter"
-        }
-        None => {
+    let route_name = match pick_route(route) {
+        Ok(()) => match scan_iter_tasks(&mut found, &defaults) {
+            Ok(()) => "iter",
+            Err(err) if route == Route::Iter => return Err(err.context("the BPF iterator route failed; use --route proc")),
+            Err(err) => {
+                log::warn!("the BPF iterator route failed, so the snapshot reads /proc: {err:#}");
+                found = Found::default();
+                scan_proc_tasks(&mut found, &defaults)?;
+                "proc"
+            }
+        },
+        Err(why) => {
+            log::info!("snapshot route: /proc, {why}");
             scan_proc_tasks(&mut found, &defaults)?;
             "proc"
         }
@@ -171,8 +158,59 @@ pub fn scan_with(route: Route) -> anyhow::Result<Inventory> {
     Ok(inventory)
 }
 
-/// Reads the BPF iterators when they can work here, and logs why the
-/// snapshot takes the route it takes.
+/// Returns `Ok` when the snapshot should try the BPF iterators, or why it
+/// reads `/proc` instead.
+fn pick_route(route: Route) -> Result<(), String> {
+    match route {
+        Route::Proc => Err("as requested".into()),
+        Route::Iter => Ok(()),
+        Route::Auto if crate::trace::load::EBPF_OBJECT.is_empty() => {
+            Err("because this listns was built without its eBPF programs".into())
+        }
+        Route::Auto if !crate::trace::load::may_load_bpf() => Err(
+            "because BPF iterators need root (CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON)".into(),
+        ),
+        Route::Auto if !std::path::Path::new(crate::trace::offsets::VMLINUX_BTF).exists() => Err(format!(
+            "because {} is missing, which BPF iterators need (CONFIG_DEBUG_INFO_BTF)",
+            crate::trace::offsets::VMLINUX_BTF
+        )),
+        Route::Auto => Ok(()),
+    }
+}
+
+/// The iterator route's task and fd sources. A process that `/proc` listed
+/// before the iterators ran, that they did not visit and that still exists
+/// is read through `/proc` and counted as a problem: on some hardened
+/// kernels the iterators skip PID 1.
+fn scan_iter_tasks(found: &mut Found, defaults: &Defaults) -> anyhow::Result<()> {
+    let listed = discover::tasks::list_pids().context("failed to read /proc; is procfs mounted?")?;
+    let read = discover::iter::read()?;
+    log::info!(
+        "snapshot route: BPF iterators ({} tasks read in {:.1} ms after {:.1} ms of loading)",
+        read.tasks.len(),
+        read.read_time.as_secs_f64() * 1e3,
+        read.load_time.as_secs_f64() * 1e3
+    );
+    let visited = discover::iter::scan(found, defaults, read)?;
+    let unvisited: BTreeSet<i32> = listed
+        .into_iter()
+        .filter(|pid| !visited.contains(pid) && std::path::Path::new(&format!("/proc/{pid}")).exists())
+        .collect();
+    if unvisited.is_empty() {
+        return Ok(());
+    }
+    for &pid in &unvisited {
+        found.problems.record_reason("processes", pid, Reason::NotIterated);
+    }
+    let pids: Vec<i32> = unvisited.iter().copied().collect();
+    discover::tasks::scan_pids(found, defaults, &pids).context("failed to read /proc; is procfs mounted?")?;
+    let only = pids.into_iter().collect();
+    if let Err(err) = discover::fds::scan_pids(found, Some(&only)) {
+        found.note(format!("fds of processes the iterators did not visit: not scanned: {err}"));
+    }
+    Ok(())
+}
+
 /// The `/proc` route's task and fd sources.
 fn scan_proc_tasks(found: &mut Found, defaults: &Defaults) -> anyhow::Result<()> {
     discover::tasks::scan(found, defaults).context("failed to read /proc; is procfs mounted?")?;

@@ -12,6 +12,9 @@ pub enum Reason {
     PermissionDenied,
     /// ENOENT or ESRCH: the task exited between listing and reading it.
     Vanished,
+    /// The BPF task iterator did not visit a process that `/proc` lists
+    /// (PID 1 on some hardened kernels); it was read through `/proc` instead.
+    NotIterated,
     /// Any other error.
     Failed,
 }
@@ -29,6 +32,7 @@ impl Reason {
         match self {
             Reason::PermissionDenied => "permission denied",
             Reason::Vanished => "vanished during the scan",
+            Reason::NotIterated => "not visited by the BPF task iterator, read through /proc",
             Reason::Failed => "failed",
         }
     }
@@ -81,6 +85,17 @@ impl Problems {
         }
         if reason == Reason::Failed && row.example.is_none() {
             row.example = Some(err.to_string());
+        }
+    }
+
+    /// Counts one item of `pid` that was not read for `reason`, with no
+    /// error behind it.
+    pub fn record_reason(&mut self, what: &'static str, pid: i32, reason: Reason) {
+        log::debug!("{what} of PID {pid}: {}", reason.name());
+        let row = self.rows.entry(ProblemKind { reason, what }).or_default();
+        row.count += 1;
+        if pid != 0 {
+            row.pids.insert(pid);
         }
     }
 

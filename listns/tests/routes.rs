@@ -83,6 +83,14 @@ fn view(inventory: &Inventory, stable: &BTreeSet<(i32, i32)>) -> BTreeMap<NsKey,
     out
 }
 
+/// Returns the PIDs that `/proc` lists.
+fn listed_pids() -> BTreeSet<i32> {
+    std::fs::read_dir("/proc")
+        .expect("read /proc")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
 fn has_holder(inventory: &Inventory, key: NsKey, wanted: impl Fn(&Holder) -> bool) -> bool {
     inventory
         .namespaces
@@ -133,6 +141,27 @@ sys.stdin.read()
 "#,
     );
     let socket_fd: i32 = socket_holder.read_number();
+
+    // Held only by a tun device created in a network namespace the process
+    // left; its fd stays in a process of the host's network namespace.
+    let has_tun = std::path::Path::new("/dev/net/tun").exists();
+    let tun_holder = has_tun.then(|| {
+        python(
+            r#"
+import fcntl, struct
+home = os.open("/proc/self/ns/net", os.O_RDONLY)
+check(libc.unshare(CLONE_NEWNET), "unshare")
+tun = os.open("/dev/net/tun", os.O_RDWR)
+# TUNSETIFF with IFF_TUN | IFF_NO_PI
+fcntl.ioctl(tun, 0x400454ca, struct.pack("16sH", b"lnsroute%d", 0x0001 | 0x1000))
+check(libc.setns(home, CLONE_NEWNET), "setns")
+os.close(home)
+print(tun, flush=True)
+sys.stdin.read()
+"#,
+        )
+    });
+    let tun_fd: Option<i32> = tun_holder.as_ref().map(|p| p.read_number());
 
     // A thread in a uts namespace of its own.
     let thread_holder = python(
@@ -197,6 +226,7 @@ sys.stdin.read()
     // unshare commands exec, so the PID ends up being the sleep.
     let nested = Proc::spawn_until_comm("unshare", &["-U", "-r", "unshare", "-U", "-r", "sleep", "600"], "sleep");
 
+    let listed_before = listed_pids();
     let iter = inventory::scan_with(Route::Iter).unwrap_or_else(|e| panic!("iterator route failed: {e:#}"));
     let proc = inventory::scan_with(Route::Proc).unwrap_or_else(|e| panic!("/proc route failed: {e:#}"));
     assert_eq!(iter.route, "iter");
@@ -239,6 +269,21 @@ sys.stdin.read()
         socket_held,
         "no netns held by socket fd {socket_fd} of PID {socket_pid}"
     );
+    if let (Some(tun_holder), Some(tun_fd)) = (&tun_holder, tun_fd) {
+        let tun_pid = tun_holder.pid();
+        let tun_held = iter.namespaces.values().any(|ns| {
+            ns.key.ty == NsType::Net
+                && ns.tasks.is_empty()
+                && ns.holders.contains(&Holder::Tun {
+                    pid: tun_pid,
+                    tid: tun_pid,
+                    fd: tun_fd,
+                })
+        });
+        assert!(tun_held, "no task-less netns held by tun fd {tun_fd} of PID {tun_pid}");
+    } else {
+        eprintln!("routes_agree_on_fixtures: tun fixture skipped, /dev/net/tun does not exist");
+    }
     let thread = iter
         .tasks
         .iter()
@@ -286,6 +331,44 @@ sys.stdin.read()
         iter.namespaces[&middle].tasks.is_empty(),
         "the middle user namespace has tasks"
     );
+
+    // Both routes read the same command lines: the fixtures' own, which do
+    // not change while the test runs.
+    let mut fixtures = vec![
+        fd_holder.pid(),
+        socket_holder.pid(),
+        thread_holder.pid(),
+        pid_children.pid(),
+        pending.pid(),
+        time_children.pid(),
+        zombie_parent.pid(),
+        nested.pid(),
+    ];
+    fixtures.extend(tun_holder.as_ref().map(Proc::pid));
+    for pid in fixtures {
+        let cmdline = |inventory: &Inventory| {
+            inventory
+                .tasks
+                .iter()
+                .find(|t| t.pid == pid && t.tid == pid)
+                .map(|t| t.cmdline.clone())
+                .unwrap_or_else(|| panic!("PID {pid} missing from the {} snapshot", inventory.route))
+        };
+        let (iter_cmdline, proc_cmdline) = (cmdline(&iter), cmdline(&proc));
+        assert!(!iter_cmdline.is_empty(), "PID {pid} has no command line in the iterator snapshot");
+        assert_eq!(iter_cmdline, proc_cmdline, "command line of PID {pid} (left: iterators, right: /proc)");
+    }
+
+    // A process that /proc listed before the iterators ran, and that still
+    // exists, is in the iterator snapshot too, even where the iterators
+    // cannot see it: it is read through /proc then, and named as a problem.
+    let listed_after = listed_pids();
+    let missing: Vec<i32> = listed_before
+        .intersection(&listed_after)
+        .filter(|&&pid| !iter.tasks.iter().any(|t| t.pid == pid))
+        .copied()
+        .collect();
+    assert!(missing.is_empty(), "processes missing from the iterator snapshot: {missing:?}");
 
     // Both routes agree namespace by namespace and holder by holder.
     let stable: BTreeSet<(i32, i32)> = task_ids(&iter).intersection(&task_ids(&proc)).copied().collect();

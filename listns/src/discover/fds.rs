@@ -5,7 +5,7 @@
 //! its link text can be `net:[N]`, the path of a bind mount it was opened
 //! through, or just `/` once that mount is gone.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
@@ -89,12 +89,18 @@ pub(super) type ExeId = Option<(u64, u64)>;
 /// fds of their own under `/proc/PID/task/TID/fd`; only one table per
 /// process is read.
 pub fn scan(found: &mut Found) -> io::Result<FdStats> {
+    scan_pids(found, None)
+}
+
+/// Scans the fd tables of the processes in `only`, or of every process
+/// when it is `None`.
+pub fn scan_pids(found: &mut Found, only: Option<&HashSet<i32>>) -> io::Result<FdStats> {
     let nsfs_dev = nsfs::nsfs_device()?;
     let proc = open_dir(rustix::fs::CWD, "/proc")?;
     // Our own fds include every namespace the scan has opened so far.
     let own_pid = rustix::process::getpid().as_raw_nonzero().get();
     let own_exe: ExeId = rustix::fs::stat("/proc/self/exe").ok().map(|st| (st.st_dev, st.st_ino));
-    let tables = fd_tables(found, own_pid);
+    let tables = fd_tables(found, own_pid, only);
     let scans = super::parallel(&tables, found, |table, worker: &mut Worker| {
         read_table(proc.as_fd(), table, nsfs_dev, own_exe, worker)
     });
@@ -270,7 +276,7 @@ fn read_table(
 /// thread's when the leader has exited), plus one per thread that has a
 /// table of its own, as `kcmp(KCMP_FILES)` reports it. Kernel threads have no fds,
 /// and the scanner's own are skipped.
-fn fd_tables(found: &mut Found, own_pid: i32) -> Vec<FdTable> {
+fn fd_tables(found: &mut Found, own_pid: i32, only: Option<&HashSet<i32>>) -> Vec<FdTable> {
     let mut tables: Vec<FdTable> = Vec::new();
     let mut first: HashMap<i32, i32> = HashMap::new();
     let mut kcmp_missing = false;
@@ -278,7 +284,7 @@ fn fd_tables(found: &mut Found, own_pid: i32) -> Vec<FdTable> {
     // The task scan records each leader before its threads, so a process
     // keeps its leader when the leader is alive.
     for task in &found.tasks {
-        if task.kthread || task.pid == own_pid || task.zombie {
+        if task.kthread || task.pid == own_pid || task.zombie || only.is_some_and(|only| !only.contains(&task.pid)) {
             continue;
         }
         if !task.is_leader() && task.links.member.iter().all(|&i| i == 0) {

@@ -5,41 +5,47 @@
 //!
 //! User space still opens one nsfs file per namespace (through a member
 //! task's `/proc` link) for relations, and reads `/proc` for the few things
-//! the kernel records lack: command lines and containers of processes
-//! outside the default namespaces, the type of an nsfs fd on kernels
-//! without `ns_common.ns_type`, and the owner of a network namespace that
-//! only a socket holds.
+//! the kernel records lack: containers of processes outside the default
+//! namespaces, the type of an nsfs fd on kernels without
+//! `ns_common.ns_type`, and the owner of a network namespace that only a
+//! socket holds.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
 use std::os::fd::AsFd;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use aya::programs::Iter;
-use aya::{Btf, EbpfLoader};
+use aya::{Btf, Ebpf, EbpfLoader, Endianness};
 use listns_common::iter::{
-    FILE_NSFS, FILE_SOCKET, FILE_TUN, FileRecord, TASK_KTHREAD, TASK_PENDING_PID_NS, TASK_ZOMBIE, TaskRecord,
+    CMDLINE_MAX, CmdlineHeader, FILE_NSFS, FILE_SOCKET, FILE_TUN, FileRecord, TASK_KTHREAD, TASK_PENDING_PID_NS,
+    TASK_ZOMBIE, TaskRecord,
 };
 use listns_common::trace::{SLOT_PID_FOR_CHILDREN, SLOT_TIME_FOR_CHILDREN};
 
 use super::defaults::Defaults;
 use super::procfs_io::{open_dir, open_read, read_file};
-use super::tasks::{RawTask, pending_pid_namespace, read_cmdline, record};
+use super::tasks::{RawTask, pending_pid_namespace, record};
 use super::{Found, containers, fds};
 use crate::model::{Holder, NsKey, NsType, Task, TaskLinks};
 use crate::nsfs;
 use crate::trace::load::EBPF_OBJECT;
-use crate::trace::offsets;
+use crate::trace::{btf, offsets};
 
-/// Records returned by the two iterators, with the time each step took.
+/// Records returned by the iterators, with the time each step took.
 #[derive(Debug, Default)]
 pub struct IterRead {
     pub tasks: Vec<TaskRecord>,
     pub files: Vec<FileRecord>,
+    /// Command line of each process with a memory map, split at NUL bytes.
+    pub cmdlines: HashMap<i32, Vec<String>>,
+    /// Processes whose command line could not be copied, with the errno.
+    pub cmdline_errors: Vec<(i32, i32)>,
     /// Resolving offsets from BTF and loading the programs.
     pub load_time: Duration,
-    /// Reading both iterators to their end.
+    /// Reading every iterator to its end.
     pub read_time: Duration,
 }
 
@@ -70,58 +76,169 @@ pub fn decode<T: Record>(bytes: &[u8]) -> Result<Vec<T>> {
     Ok(records)
 }
 
-/// Loads both iterators and reads them. Needs root (CAP_BPF and
-/// CAP_PERFMON), the kernel's BTF and a listns built with its eBPF object.
-pub fn read() -> Result<IterRead> {
-    let start = Instant::now();
-    if EBPF_OBJECT.is_empty() {
-        bail!("this listns was built without its eBPF programs (bpf-linker was missing or AYA_BUILD_SKIP was set)");
-    }
-    let offsets = offsets::from_running_kernel().context("cannot resolve kernel struct offsets")?;
-    let btf = Btf::from_sys_fs().context("cannot parse the kernel's BTF, which iterator programs need")?;
-    let page = rustix::param::page_size() as u32;
-    // The event ring buffer is part of the object but unused here, so it
-    // gets the smallest valid size.
-    let mut ebpf = EbpfLoader::new()
-        .override_global("KERNEL_OFFSETS", &offsets, true)
-        .map_max_entries("EVENTS", page)
-        .load(EBPF_OBJECT)
-        .context("cannot load the eBPF object")?;
-    let mut outputs = Vec::with_capacity(2);
-    for (program, target) in [("listns_iter_task", "task"), ("listns_iter_task_file", "task_file")] {
-        let iter: &mut Iter = ebpf
-            .program_mut(program)
-            .with_context(|| format!("program {program} is missing from the eBPF object"))?
-            .try_into()
-            .with_context(|| format!("{program} is not an iterator program"))?;
-        iter.load(target, &btf)
-            .with_context(|| format!("cannot load {program} (iter/{target})"))?;
-        let link = iter.attach().with_context(|| format!("cannot attach {program}"))?;
-        let file = iter
-            .take_link(link)
-            .context("the iterator link is gone")?
-            .into_file()
-            .with_context(|| format!("cannot create the {target} iterator"))?;
-        outputs.push(file);
-    }
-    let load_time = start.elapsed();
+/// Command lines by PID, and the PIDs whose copy failed with their errno.
+type Cmdlines = (HashMap<i32, Vec<String>>, Vec<(i32, i32)>);
 
-    let mut bytes = Vec::with_capacity(2 << 20);
-    outputs[0]
-        .read_to_end(&mut bytes)
-        .context("reading the task iterator failed")?;
-    let tasks = decode(&bytes)?;
-    bytes.clear();
-    outputs[1]
-        .read_to_end(&mut bytes)
-        .context("reading the file iterator failed")?;
-    let files = decode(&bytes)?;
-    Ok(IterRead {
-        tasks,
-        files,
-        load_time,
-        read_time: start.elapsed() - load_time,
-    })
+/// Decodes the variable-length records of the command-line iterator.
+pub fn decode_cmdlines(mut bytes: &[u8]) -> Result<Cmdlines> {
+    let mut cmdlines = HashMap::new();
+    let mut errors = Vec::new();
+    while !bytes.is_empty() {
+        let Some((head, rest)) = bytes.split_at_checked(size_of::<CmdlineHeader>()) else {
+            bail!("command-line iterator output ends inside a record header; rebuild listns and its eBPF object together");
+        };
+        // SAFETY: `head` has the size of CmdlineHeader, plain #[repr(C)] data.
+        let header = unsafe { head.as_ptr().cast::<CmdlineHeader>().read_unaligned() };
+        let len = usize::from(header.len);
+        if len > CMDLINE_MAX || len > rest.len() {
+            bail!(
+                "command-line record of PID {} claims {len} bytes, {} remain; rebuild listns and its eBPF object together",
+                header.tgid,
+                rest.len()
+            );
+        }
+        let (text, rest) = rest.split_at(len);
+        if header.error != 0 {
+            errors.push((header.tgid as i32, -i32::from(header.error)));
+        }
+        let args = text
+            .split(|&b| b == 0)
+            .filter(|arg| !arg.is_empty())
+            .map(|arg| String::from_utf8_lossy(arg).into_owned())
+            .collect();
+        cmdlines.insert(header.tgid as i32, args);
+        bytes = rest;
+    }
+    Ok((cmdlines, errors))
+}
+
+/// The iterator programs and the kernel function each one attaches to.
+const PROGRAMS: [(&str, &str); 3] = [
+    ("listns_iter_task", "task"),
+    ("listns_iter_task_file", "task_file"),
+    ("listns_iter_cmdline", "task"),
+];
+
+/// The iterator programs, loaded into the kernel once and read any number
+/// of times: each read starts a new walk over every task.
+pub struct Iterators {
+    ebpf: Ebpf,
+    /// Time that parsing BTF and loading the programs took.
+    pub load_time: Duration,
+}
+
+impl Iterators {
+    /// Loads the iterator programs. Needs root (CAP_BPF and CAP_PERFMON),
+    /// the kernel's BTF and a listns built with its eBPF object.
+    ///
+    /// Parsing the kernel's BTF is most of the cost. aya's `EbpfLoader::new`
+    /// parses all of it, so that runs on a second thread while listns reads
+    /// the struct offsets with its own parser. `Iter::load` then needs only
+    /// the ids of the `bpf_iter_*` functions, so aya gets a copy of the BTF
+    /// cut after the last of them, about half of it.
+    pub fn load() -> Result<Iterators> {
+        let start = Instant::now();
+        if EBPF_OBJECT.is_empty() {
+            bail!("this listns was built without its eBPF programs (bpf-linker was missing or AYA_BUILD_SKIP was set)");
+        }
+        let loader = std::thread::spawn(EbpfLoader::new);
+        let kernel_btf = btf::Btf::from_file(Path::new(offsets::VMLINUX_BTF))?;
+        let offsets = offsets::resolve(&kernel_btf).context("cannot resolve kernel struct offsets")?;
+        let mut last_id = 0;
+        for (_, target) in PROGRAMS {
+            let function = format!("bpf_iter_{target}");
+            let id = kernel_btf
+                .func_id(&function)
+                .with_context(|| format!("the kernel has no {function} in its BTF, so no {target} iterator"))?;
+            last_id = last_id.max(id);
+        }
+        let ids_btf = Btf::parse(&kernel_btf.prefix_through(last_id)?, Endianness::default())
+            .context("aya cannot parse the kernel's BTF")?;
+        drop(kernel_btf);
+        log::debug!("iterators: offsets and function ids after {:?}", start.elapsed());
+        let mut loader = loader
+            .join()
+            .map_err(|_| anyhow::anyhow!("the thread that parses BTF for aya panicked"))?;
+        log::debug!("iterators: aya's loader ready after {:?}", start.elapsed());
+
+        // The event ring buffer is part of the object but unused here, so it
+        // gets the smallest valid size.
+        let page = rustix::param::page_size() as u32;
+        let mut ebpf = loader
+            .override_global("KERNEL_OFFSETS", &offsets, true)
+            .map_max_entries("EVENTS", page)
+            .load(EBPF_OBJECT)
+            .context("cannot load the eBPF object")?;
+        for (program, target) in PROGRAMS {
+            let iter: &mut Iter = ebpf
+                .program_mut(program)
+                .with_context(|| format!("program {program} is missing from the eBPF object"))?
+                .try_into()
+                .with_context(|| format!("{program} is not an iterator program"))?;
+            iter.load(target, &ids_btf)
+                .with_context(|| format!("cannot load {program} (iter/{target})"))?;
+        }
+        let load_time = start.elapsed();
+        log::debug!("iterators: programs loaded after {load_time:?}");
+        Ok(Iterators { ebpf, load_time })
+    }
+
+    /// Starts one walk of each iterator and reads them all to their end,
+    /// the file and command-line walks on threads of their own.
+    pub fn read(&mut self) -> Result<IterRead> {
+        let start = Instant::now();
+        let mut outputs = Vec::with_capacity(PROGRAMS.len());
+        for (program, target) in PROGRAMS {
+            let iter: &mut Iter = self
+                .ebpf
+                .program_mut(program)
+                .with_context(|| format!("program {program} is missing from the eBPF object"))?
+                .try_into()
+                .with_context(|| format!("{program} is not an iterator program"))?;
+            let link = iter.attach().with_context(|| format!("cannot attach {program}"))?;
+            let file = iter
+                .take_link(link)
+                .context("the iterator link is gone")?
+                .into_file()
+                .with_context(|| format!("cannot create the {target} iterator of {program}"))?;
+            outputs.push(file);
+        }
+        let [tasks, files, cmdlines] = <[std::fs::File; 3]>::try_from(outputs)
+            .map_err(|_| anyhow::anyhow!("expected one iterator per program"))?;
+        let (tasks, files, cmdlines) = std::thread::scope(|scope| {
+            let files = scope.spawn(|| read_all(files, "file"));
+            let cmdlines = scope.spawn(|| read_all(cmdlines, "command-line"));
+            let tasks = read_all(tasks, "task");
+            let join = |handle: std::thread::ScopedJoinHandle<'_, Result<Vec<u8>>>| {
+                handle
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("an iterator reader thread panicked"))?
+            };
+            Ok::<_, anyhow::Error>((tasks?, join(files)?, join(cmdlines)?))
+        })?;
+        let (cmdlines, cmdline_errors) = decode_cmdlines(&cmdlines)?;
+        Ok(IterRead {
+            tasks: decode(&tasks)?,
+            files: decode(&files)?,
+            cmdlines,
+            cmdline_errors,
+            load_time: self.load_time,
+            read_time: start.elapsed(),
+        })
+    }
+}
+
+/// Reads one iterator to its end.
+fn read_all(mut file: std::fs::File, what: &str) -> Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(1 << 20);
+    file.read_to_end(&mut bytes)
+        .with_context(|| format!("reading the {what} iterator failed"))?;
+    Ok(bytes)
+}
+
+/// Loads the iterators and reads them once.
+pub fn read() -> Result<IterRead> {
+    Iterators::load()?.read()
 }
 
 /// Returns the name in a NUL-padded `comm` array.
@@ -144,42 +261,44 @@ fn links_of(record: &TaskRecord) -> TaskLinks {
     links
 }
 
-/// Adds the tasks and fds that the iterators found to `found`.
-///
-/// NOTE: a task the iterators do not visit (PID 1 and its threads on some
-/// hardened kernels) is missing without a problem row, where the /proc
-/// route reports it as unreadable.
-pub fn scan(found: &mut Found, defaults: &Defaults, read: IterRead) -> Result<()> {
+/// Adds the tasks and fds that the iterators found to `found`, and returns
+/// the PIDs of the processes among them.
+pub fn scan(found: &mut Found, defaults: &Defaults, mut read: IterRead) -> Result<HashSet<i32>> {
     let proc = open_dir(rustix::fs::CWD, "/proc").context("failed to open /proc")?;
     let mut buf = Vec::with_capacity(4096);
     // Leaders first, so that threads inherit their leader's container.
-    let mut order: Vec<&TaskRecord> = read.tasks.iter().collect();
-    order.sort_by_key(|r| (r.tgid, r.tgid != r.tid, r.tid));
+    read.tasks.sort_by_key(|r| (r.tgid, r.tgid != r.tid, r.tid));
     let mut containers_of: HashMap<i32, Option<containers::Container>> = HashMap::new();
-    for rec in order {
+    let mut pids = HashSet::with_capacity(read.tasks.len());
+    let cmdline_count = read.cmdlines.len();
+    for &(pid, errno) in &read.cmdline_errors {
+        found
+            .problems
+            .record("command line", pid, &io::Error::from_raw_os_error(errno));
+    }
+    for rec in &read.tasks {
         let (pid, tid) = (rec.tgid as i32, rec.tid as i32);
+        pids.insert(pid);
         let links = links_of(rec);
         let kthread = rec.flags & TASK_KTHREAD != 0;
         let zombie = rec.flags & TASK_ZOMBIE != 0;
-        // Command lines and containers matter for processes in other
-        // namespaces; reading them for every process would cost more than
-        // the iterators themselves.
-        let interesting = pid == tid && !kthread && !zombie && defaults.differs(&links);
-        let (cmdline, container) = if interesting {
-            match open_dir(&proc, &pid.to_string()) {
-                Ok(dir) => {
-                    let cmdline = read_cmdline(&dir, &mut buf);
-                    let container = read_file(&dir, "cgroup", &mut buf)
-                        .ok()
-                        .and_then(|()| containers::container_from_cgroup(&String::from_utf8_lossy(&buf)));
-                    (cmdline, container)
-                }
-                Err(_) => (Vec::new(), None),
-            }
-        } else if pid == tid {
-            (Vec::new(), None)
+        let cmdline = if pid == tid {
+            read.cmdlines.remove(&pid).unwrap_or_default()
         } else {
-            (Vec::new(), containers_of.get(&pid).cloned().flatten())
+            Vec::new()
+        };
+        // As on the /proc route, containers are looked up only for
+        // processes outside the default namespaces.
+        let container = if pid != tid {
+            containers_of.get(&pid).cloned().flatten()
+        } else if !kthread && !zombie && defaults.differs(&links) {
+            open_dir(&proc, &pid.to_string()).ok().and_then(|dir| {
+                read_file(&dir, "cgroup", &mut buf)
+                    .ok()
+                    .and_then(|()| containers::container_from_cgroup(&String::from_utf8_lossy(&buf)))
+            })
+        } else {
+            None
         };
         if pid == tid {
             containers_of.insert(pid, container.clone());
@@ -213,13 +332,14 @@ pub fn scan(found: &mut Found, defaults: &Defaults, read: IterRead) -> Result<()
     }
     scan_files(found, &read.files);
     found.note(format!(
-        "iterators: {} tasks and {} files of interest in {:.1} ms (load {:.1} ms)",
+        "iterators: {} tasks, {} files of interest and {} command lines read in {:.1} ms (load {:.1} ms)",
         read.tasks.len(),
         read.files.len(),
+        cmdline_count,
         read.read_time.as_secs_f64() * 1e3,
         read.load_time.as_secs_f64() * 1e3,
     ));
-    Ok(())
+    Ok(pids)
 }
 
 /// Keeps the kernel's 64-bit ids for namespaces that no fd could be opened
@@ -359,7 +479,7 @@ fn hold_netns(
 mod tests {
     use super::*;
 
-    fn bytes_of<T: Record>(records: &[T]) -> Vec<u8> {
+    fn bytes_of<T: Copy>(records: &[T]) -> Vec<u8> {
         let mut out = Vec::new();
         for record in records {
             // SAFETY: T is plain #[repr(C)] data without padding.
@@ -407,6 +527,38 @@ mod tests {
         };
         let decoded: Vec<FileRecord> = decode(&bytes_of(&[record])).unwrap();
         assert_eq!(decoded, vec![record]);
+    }
+
+    fn cmdline_record(tgid: u32, text: &[u8], error: i16) -> Vec<u8> {
+        let header = CmdlineHeader {
+            tgid,
+            len: text.len() as u16,
+            error,
+        };
+        let mut out = bytes_of(&[header]);
+        out.extend_from_slice(text);
+        out
+    }
+
+    #[test]
+    fn decode_cmdline_records() {
+        let mut bytes = cmdline_record(10, b"sleep\0600\0", 0);
+        bytes.extend(cmdline_record(11, b"", -14));
+        bytes.extend(cmdline_record(12, b"a\0\0b", 0));
+        let (cmdlines, errors) = decode_cmdlines(&bytes).unwrap();
+        assert_eq!(cmdlines[&10], ["sleep", "600"]);
+        assert!(cmdlines[&11].is_empty());
+        assert_eq!(cmdlines[&12], ["a", "b"], "empty arguments are dropped, as on the /proc route");
+        assert_eq!(errors, [(11, 14)]);
+    }
+
+    #[test]
+    fn decode_cmdlines_rejects_overlong_record() {
+        let mut bytes = cmdline_record(10, b"sleep", 0);
+        bytes.truncate(bytes.len() - 1);
+        assert!(decode_cmdlines(&bytes).is_err(), "record shorter than its length");
+        assert!(decode_cmdlines(&bytes[..4]).is_err(), "partial header");
+        assert!(decode_cmdlines(&[]).unwrap().0.is_empty());
     }
 
     #[test]

@@ -110,10 +110,18 @@ const THREAD_BATCH: usize = 256;
 /// thread), so the reads run on a few worker threads. Recording what they
 /// found runs on the caller's thread.
 pub fn scan(found: &mut Found, defaults: &Defaults) -> io::Result<()> {
-    let proc = open_dir(rustix::fs::CWD, "/proc")?;
-    let pids = numeric_entries(&proc, ".")?;
+    scan_pids(found, defaults, &list_pids()?)
+}
 
-    let processes = super::parallel(&pids, found, |&pid, worker| {
+/// Returns the PIDs that `/proc` lists.
+pub fn list_pids() -> io::Result<Vec<i32>> {
+    numeric_entries(rustix::fs::CWD, "/proc")
+}
+
+/// Scans the processes `pids` and their threads under `/proc`.
+pub fn scan_pids(found: &mut Found, defaults: &Defaults, pids: &[i32]) -> io::Result<()> {
+    let proc = open_dir(rustix::fs::CWD, "/proc")?;
+    let processes = super::parallel(pids, found, |&pid, worker| {
         read_process(proc.as_fd(), pid, defaults, worker)
     });
     let mut batches = Vec::new();

@@ -106,7 +106,7 @@ pub async fn run(
 
 /// Loads the eBPF programs and logs which hooks attached.
 fn load_tracer() -> anyhow::Result<Tracer> {
-    if !may_trace() {
+    if !crate::trace::load::may_load_bpf() {
         anyhow::bail!(
             "loading eBPF programs needs root (CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON); run `sudo listns --follow`"
         );
@@ -130,21 +130,6 @@ fn load_tracer() -> anyhow::Result<Tracer> {
         }
     }
     Ok(tracer)
-}
-
-/// Returns whether this process has the capabilities to load tracing
-/// programs: CAP_SYS_ADMIN (21), or CAP_BPF (39) with CAP_PERFMON (38).
-fn may_trace() -> bool {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return false;
-    };
-    let effective = status
-        .lines()
-        .find_map(|line| line.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .unwrap_or(0);
-    let has = |bit: u32| effective & (1 << bit) != 0;
-    has(21) || (has(39) && has(38))
 }
 
 /// The signals that end `--follow`.

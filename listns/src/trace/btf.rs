@@ -354,6 +354,34 @@ impl Btf {
     pub fn type_count(&self) -> usize {
         self.types.len()
     }
+
+    /// Returns the id of the function (`BTF_KIND_FUNC`) with this name.
+    pub fn func_id(&self, name: &str) -> Option<u32> {
+        self.types.iter().enumerate().find_map(|(id, record)| {
+            let name_off = u32_at(&self.types_section, record.extra.checked_sub(TYPE_HEADER_LEN)?)?;
+            (record.kind == KIND_FUNC && self.string(name_off).ok()? == name).then_some(id as u32)
+        })
+    }
+
+    /// Returns BTF data with the types up to and including `last_id` and
+    /// every string. The ids of those types stay the same, so a loader that
+    /// only looks up ids below `last_id` can parse this shorter copy.
+    pub fn prefix_through(&self, last_id: u32) -> Result<Vec<u8>, BtfError> {
+        let type_len = match self.types.get(last_id as usize + 1) {
+            Some(next) => next.extra - TYPE_HEADER_LEN,
+            None if (last_id as usize) < self.types.len() => self.types_section.len(),
+            None => return Err(invalid(format!("BTF type id {last_id} is out of range"))),
+        };
+        let mut data = Vec::with_capacity(24 + type_len + self.strings.len());
+        data.extend_from_slice(&BTF_MAGIC.to_le_bytes());
+        data.extend_from_slice(&[1, 0]); // version 1, no flags
+        for word in [24, 0, type_len, type_len, self.strings.len()] {
+            data.extend_from_slice(&(word as u32).to_le_bytes());
+        }
+        data.extend_from_slice(&self.types_section[..type_len]);
+        data.extend_from_slice(&self.strings);
+        Ok(data)
+    }
 }
 
 #[cfg(test)]
@@ -420,6 +448,34 @@ mod tests {
         assert_eq!(ptr.offset, 16);
         assert_eq!(btf.kind(ptr.type_id).unwrap(), Kind::Pointer);
         assert_eq!(btf.member(outer, "missing").unwrap(), None);
+    }
+
+    #[test]
+    #[rustfmt::skip]
+    fn prefix_keeps_ids_up_to_a_function() {
+        // String offsets: 1 "int", 5 "first", 11 "second".
+        let data = build(
+            &["int", "first", "second"],
+            &[
+                // 1: int; 2: func_proto returning int; 3: func first; 4: func second
+                1, info(KIND_INT, 0, false), 4, 32,
+                0, info(KIND_FUNC_PROTO, 0, false), 1,
+                5, info(KIND_FUNC, 0, false), 2,
+                11, info(KIND_FUNC, 0, false), 2,
+            ],
+        );
+        let btf = Btf::parse(&data).unwrap();
+        assert_eq!(btf.func_id("first"), Some(3));
+        assert_eq!(btf.func_id("second"), Some(4));
+        assert_eq!(btf.func_id("int"), None, "int is no function");
+
+        let prefix = Btf::parse(&btf.prefix_through(3).unwrap()).unwrap();
+        assert_eq!(prefix.type_count(), 4, "void and types 1 to 3");
+        assert_eq!(prefix.func_id("first"), Some(3));
+        assert_eq!(prefix.func_id("second"), None);
+        let whole = Btf::parse(&btf.prefix_through(4).unwrap()).unwrap();
+        assert_eq!(whole.type_count(), btf.type_count());
+        assert!(btf.prefix_through(5).is_err());
     }
 
     #[test]

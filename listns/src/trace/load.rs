@@ -302,6 +302,21 @@ fn unload_program(ebpf: &mut Ebpf, program: &Program) {
     }
 }
 
+/// Returns whether this process has the capabilities to load tracing
+/// and iterator programs: CAP_SYS_ADMIN (21), or CAP_BPF (39) with CAP_PERFMON (38).
+pub fn may_load_bpf() -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    let effective = status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or(0);
+    let has = |bit: u32| effective & (1 << bit) != 0;
+    has(21) || (has(39) && has(38))
+}
+
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK, whose default
 /// (often 8 MiB) is too small for the ring buffer. Newer kernels ignore it.
 fn raise_memlock_limit() {
