@@ -114,7 +114,7 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", requires = "follow")]
     pub output: Option<std::path::PathBuf>,
 
-    /// Route by which the snapshot reads tasks and fds: /proc (auto, the default), or BPF iterators (iter: needs root and BTF, is faster, and does not yet report the tasks it cannot see).
+    /// Route by which the snapshot reads tasks and fds: iter reads them inside the kernel through BPF iterators (needs root and kernel BTF), proc reads /proc; auto (the default) takes iter where it can run and falls back to proc, and -v logs why.
     #[arg(long, value_enum, default_value = "auto")]
     pub route: Route,
 

@@ -47,6 +47,9 @@ pub struct IterRead {
     pub load_time: Duration,
     /// Reading every iterator to its end.
     pub read_time: Duration,
+    /// Time each walk took, in the order of [`PROGRAMS`]: tasks, files,
+    /// command lines. They run in parallel.
+    pub walk_times: [Duration; 3],
 }
 
 /// A record type that an iterator writes, decoded from its raw bytes.
@@ -133,9 +136,10 @@ impl Iterators {
     ///
     /// Parsing the kernel's BTF is most of the cost. aya's `EbpfLoader::new`
     /// parses all of it, so that runs on a second thread while listns reads
-    /// the struct offsets with its own parser. `Iter::load` then needs only
-    /// the ids of the `bpf_iter_*` functions, so aya gets a copy of the BTF
-    /// cut after the last of them, about half of it.
+    /// the struct offsets with its own parser. `Iter::load` (aya 0.14) uses
+    /// its BTF argument only to look up the id of `bpf_iter_<target>`, so
+    /// it gets a short copy that keeps just those ids (see
+    /// `Btf::function_ids_only`) instead of a second full parse.
     pub fn load() -> Result<Iterators> {
         let start = Instant::now();
         if EBPF_OBJECT.is_empty() {
@@ -144,16 +148,12 @@ impl Iterators {
         let loader = std::thread::spawn(EbpfLoader::new);
         let kernel_btf = btf::Btf::from_file(Path::new(offsets::VMLINUX_BTF))?;
         let offsets = offsets::resolve(&kernel_btf).context("cannot resolve kernel struct offsets")?;
-        let mut last_id = 0;
-        for (_, target) in PROGRAMS {
-            let function = format!("bpf_iter_{target}");
-            let id = kernel_btf
-                .func_id(&function)
-                .with_context(|| format!("the kernel has no {function} in its BTF, so no {target} iterator"))?;
-            last_id = last_id.max(id);
-        }
-        let ids_btf = Btf::parse(&kernel_btf.prefix_through(last_id)?, Endianness::default())
-            .context("aya cannot parse the kernel's BTF")?;
+        let functions: Vec<String> = PROGRAMS.iter().map(|(_, target)| format!("bpf_iter_{target}")).collect();
+        let functions: Vec<&str> = functions.iter().map(String::as_str).collect();
+        let ids_btf = kernel_btf
+            .function_ids_only(&functions)
+            .context("the kernel cannot run the BPF iterators listns needs")?;
+        let ids_btf = Btf::parse(&ids_btf, Endianness::default()).context("aya cannot parse the function ids")?;
         drop(kernel_btf);
         log::debug!("iterators: offsets and function ids after {:?}", start.elapsed());
         let mut loader = loader
@@ -209,17 +209,19 @@ impl Iterators {
             let files = scope.spawn(|| read_all(files, "file"));
             let cmdlines = scope.spawn(|| read_all(cmdlines, "command-line"));
             let tasks = read_all(tasks, "task");
-            let join = |handle: std::thread::ScopedJoinHandle<'_, Result<Vec<u8>>>| {
+            let join = |handle: std::thread::ScopedJoinHandle<'_, Result<(Vec<u8>, Duration)>>| {
                 handle
                     .join()
                     .map_err(|_| anyhow::anyhow!("an iterator reader thread panicked"))?
             };
             Ok::<_, anyhow::Error>((tasks?, join(files)?, join(cmdlines)?))
         })?;
-        let (cmdlines, cmdline_errors) = decode_cmdlines(&cmdlines)?;
+        let walk_times = [tasks.1, files.1, cmdlines.1];
+        let (cmdlines, cmdline_errors) = decode_cmdlines(&cmdlines.0)?;
         Ok(IterRead {
-            tasks: decode(&tasks)?,
-            files: decode(&files)?,
+            tasks: decode(&tasks.0)?,
+            files: decode(&files.0)?,
+            walk_times,
             cmdlines,
             cmdline_errors,
             load_time: self.load_time,
@@ -228,12 +230,14 @@ impl Iterators {
     }
 }
 
-/// Reads one iterator to its end.
-fn read_all(mut file: std::fs::File, what: &str) -> Result<Vec<u8>> {
+/// Reads one iterator to its end, and returns its output and how long the
+/// walk took.
+fn read_all(mut file: std::fs::File, what: &str) -> Result<(Vec<u8>, Duration)> {
+    let start = Instant::now();
     let mut bytes = Vec::with_capacity(1 << 20);
     file.read_to_end(&mut bytes)
         .with_context(|| format!("reading the {what} iterator failed"))?;
-    Ok(bytes)
+    Ok((bytes, start.elapsed()))
 }
 
 /// Loads the iterators and reads them once.
@@ -332,10 +336,13 @@ pub fn scan(found: &mut Found, defaults: &Defaults, mut read: IterRead) -> Resul
     }
     scan_files(found, &read.files);
     found.note(format!(
-        "iterators: {} tasks, {} files of interest and {} command lines read in {:.1} ms (load {:.1} ms)",
+        "iterators: {} tasks ({:.1} ms), {} files of interest ({:.1} ms) and {} command lines ({:.1} ms) read in {:.1} ms (load {:.1} ms)",
         read.tasks.len(),
+        read.walk_times[0].as_secs_f64() * 1e3,
         read.files.len(),
+        read.walk_times[1].as_secs_f64() * 1e3,
         cmdline_count,
+        read.walk_times[2].as_secs_f64() * 1e3,
         read.read_time.as_secs_f64() * 1e3,
         read.load_time.as_secs_f64() * 1e3,
     ));

@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::ops::Range;
 use std::path::Path;
 
 const BTF_MAGIC: u16 = 0xeb9f;
@@ -121,11 +122,28 @@ impl Btf {
                 path.display()
             ))
         })?;
-        Btf::parse(&data).map_err(|err| invalid(format!("{}: {err}", path.display())))
+        Btf::parse_owned(data).map_err(|err| invalid(format!("{}: {err}", path.display())))
+    }
+
+    /// Parses raw BTF data like [`Btf::parse`], reusing its buffer for the
+    /// type section instead of copying it.
+    pub fn parse_owned(mut data: Vec<u8>) -> Result<Btf, BtfError> {
+        let (types, strings) = Btf::sections(&data)?;
+        let strings = data[strings].to_vec();
+        data.truncate(types.end);
+        data.drain(..types.start);
+        Btf::index(data, strings)
     }
 
     /// Parses raw BTF data (little-endian, as on x86_64 and arm64).
     pub fn parse(data: &[u8]) -> Result<Btf, BtfError> {
+        let (types, strings) = Btf::sections(data)?;
+        Btf::index(data[types].to_vec(), data[strings].to_vec())
+    }
+
+    /// Checks the header and returns the byte ranges of the type and string
+    /// sections in `data`.
+    fn sections(data: &[u8]) -> Result<(Range<usize>, Range<usize>), BtfError> {
         let magic = u16_at(data, 0).ok_or_else(|| invalid("BTF data is shorter than its header".into()))?;
         if magic != BTF_MAGIC {
             return Err(invalid(format!(
@@ -142,16 +160,17 @@ impl Btf {
             let start = header_len.checked_add(off);
             let end = start.and_then(|start| start.checked_add(len));
             match (start, end) {
-                (Some(start), Some(end)) if end <= data.len() => Ok(data[start..end].to_vec()),
+                (Some(start), Some(end)) if end <= data.len() => Ok(start..end),
                 _ => Err(invalid(format!(
                     "BTF {name} section ({len} bytes at {off}) lies outside the {} bytes of data",
                     data.len()
                 ))),
             }
         };
-        let types_section = section(type_off, type_len, "type")?;
-        let strings = section(str_off, str_len, "string")?;
+        Ok((section(type_off, type_len, "type")?, section(str_off, str_len, "string")?))
+    }
 
+    fn index(types_section: Vec<u8>, strings: Vec<u8>) -> Result<Btf, BtfError> {
         let mut btf = Btf {
             types_section,
             strings,
@@ -363,23 +382,46 @@ impl Btf {
         })
     }
 
-    /// Returns BTF data with the types up to and including `last_id` and
-    /// every string. The ids of those types stay the same, so a loader that
-    /// only looks up ids below `last_id` can parse this shorter copy.
-    pub fn prefix_through(&self, last_id: u32) -> Result<Vec<u8>, BtfError> {
-        let type_len = match self.types.get(last_id as usize + 1) {
-            Some(next) => next.extra - TYPE_HEADER_LEN,
-            None if (last_id as usize) < self.types.len() => self.types_section.len(),
-            None => return Err(invalid(format!("BTF type id {last_id} is out of range"))),
-        };
-        let mut data = Vec::with_capacity(24 + type_len + self.strings.len());
+    /// Returns BTF data in which the functions `names` keep their type ids
+    /// and names, and every type before the last of them is a nameless
+    /// `void *`. A loader that only looks up the ids of these functions by
+    /// name gets the kernel's ids from a copy of a few hundred kilobytes.
+    pub fn function_ids_only(&self, names: &[&str]) -> Result<Vec<u8>, BtfError> {
+        let mut functions = Vec::with_capacity(names.len());
+        for &name in names {
+            let id = self
+                .func_id(name)
+                .ok_or_else(|| invalid(format!("function {name} is missing from the kernel's BTF")))?;
+            functions.push((id, name));
+        }
+        let last_id = functions.iter().map(|&(id, _)| id).max().unwrap_or(0);
+
+        let mut strings = vec![0u8];
+        let mut types = Vec::with_capacity(last_id as usize * TYPE_HEADER_LEN);
+        for id in 1..=last_id {
+            let (name_off, info) = match functions.iter().find(|&&(function, _)| function == id) {
+                Some(&(_, name)) => {
+                    let offset = strings.len() as u32;
+                    strings.extend_from_slice(name.as_bytes());
+                    strings.push(0);
+                    (offset, KIND_FUNC << 24)
+                }
+                None => (0, KIND_PTR << 24),
+            };
+            // A function's type would be its prototype; a pointer's 0 is void.
+            for word in [name_off, info, 0] {
+                types.extend_from_slice(&word.to_le_bytes());
+            }
+        }
+
+        let mut data = Vec::with_capacity(24 + types.len() + strings.len());
         data.extend_from_slice(&BTF_MAGIC.to_le_bytes());
         data.extend_from_slice(&[1, 0]); // version 1, no flags
-        for word in [24, 0, type_len, type_len, self.strings.len()] {
+        for word in [24, 0, types.len(), types.len(), strings.len()] {
             data.extend_from_slice(&(word as u32).to_le_bytes());
         }
-        data.extend_from_slice(&self.types_section[..type_len]);
-        data.extend_from_slice(&self.strings);
+        data.extend_from_slice(&types);
+        data.extend_from_slice(&strings);
         Ok(data)
     }
 }
@@ -452,16 +494,17 @@ mod tests {
 
     #[test]
     #[rustfmt::skip]
-    fn prefix_keeps_ids_up_to_a_function() {
+    fn function_ids_survive_the_short_copy() {
         // String offsets: 1 "int", 5 "first", 11 "second".
         let data = build(
             &["int", "first", "second"],
             &[
-                // 1: int; 2: func_proto returning int; 3: func first; 4: func second
+                // 1: int; 2: func_proto returning int; 3: func first; 4: func second; 5: int again
                 1, info(KIND_INT, 0, false), 4, 32,
                 0, info(KIND_FUNC_PROTO, 0, false), 1,
                 5, info(KIND_FUNC, 0, false), 2,
                 11, info(KIND_FUNC, 0, false), 2,
+                1, info(KIND_INT, 0, false), 4, 32,
             ],
         );
         let btf = Btf::parse(&data).unwrap();
@@ -469,13 +512,12 @@ mod tests {
         assert_eq!(btf.func_id("second"), Some(4));
         assert_eq!(btf.func_id("int"), None, "int is no function");
 
-        let prefix = Btf::parse(&btf.prefix_through(3).unwrap()).unwrap();
-        assert_eq!(prefix.type_count(), 4, "void and types 1 to 3");
-        assert_eq!(prefix.func_id("first"), Some(3));
-        assert_eq!(prefix.func_id("second"), None);
-        let whole = Btf::parse(&btf.prefix_through(4).unwrap()).unwrap();
-        assert_eq!(whole.type_count(), btf.type_count());
-        assert!(btf.prefix_through(5).is_err());
+        let short = Btf::parse(&btf.function_ids_only(&["second", "first"]).unwrap()).unwrap();
+        assert_eq!(short.type_count(), 5, "void and types 1 to 4");
+        assert_eq!(short.func_id("first"), Some(3));
+        assert_eq!(short.func_id("second"), Some(4));
+        assert_eq!(short.kind(1).unwrap(), Kind::Pointer);
+        assert!(btf.function_ids_only(&["missing"]).is_err());
     }
 
     #[test]

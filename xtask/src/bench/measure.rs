@@ -86,7 +86,7 @@ pub fn summarize(samples: &[Sample]) -> Summary {
 }
 
 /// Returns the median of `values`, the mean of the two middle ones for an even count.
-fn median(mut values: Vec<Duration>) -> Duration {
+pub fn median(mut values: Vec<Duration>) -> Duration {
     values.sort();
     let middle = values.len() / 2;
     if values.len().is_multiple_of(2) {

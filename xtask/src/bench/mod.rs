@@ -93,6 +93,47 @@ struct Configuration {
     /// Tasks on the whole host while the tools ran, held ones included.
     host_tasks: u64,
     summaries: Vec<(ToolKind, Summary)>,
+    /// Load and read times of the iterator route, one per run, as listns
+    /// itself measured them.
+    iter_phases: Vec<IterPhases>,
+}
+
+/// The two phases of the iterator route inside one listns run: loading
+/// the programs (BTF parsing, verification) and reading the iterators.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct IterPhases {
+    load: std::time::Duration,
+    read: std::time::Duration,
+}
+
+/// Finds the phases in the notes of `listns -J`, in the line
+/// `iterators: ... read in X ms (load Y ms)`.
+fn parse_iter_phases(notes: &[serde_json::Value]) -> Option<IterPhases> {
+    let line = notes.iter().filter_map(|n| n.as_str()).find(|n| n.starts_with("iterators: "))?;
+    let (_, rest) = line.rsplit_once(" read in ")?;
+    let (read, rest) = rest.split_once(" ms (load ")?;
+    let load = rest.strip_suffix(" ms)")?;
+    let millis = |text: &str| text.parse::<f64>().ok().map(|ms| std::time::Duration::from_secs_f64(ms / 1e3));
+    Some(IterPhases {
+        load: millis(load)?,
+        read: millis(read)?,
+    })
+}
+
+/// Runs `listns --route iter -J` and returns the phases it reports.
+fn measure_iter_phases(listns: &Path) -> Result<IterPhases> {
+    let output = Command::new(listns)
+        .args(["--route", "iter", "-J"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .with_context(|| format!("failed to start {}", listns.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&output.stdout).context("`listns --route iter -J` printed no JSON document")?;
+    let notes = json["notes"].as_array().map(Vec::as_slice).unwrap_or_default();
+    parse_iter_phases(notes).with_context(|| {
+        format!("`listns --route iter -J` reported no iterator times in its notes: {notes:?}")
+    })
 }
 
 impl Configuration {
@@ -172,6 +213,7 @@ pub fn run(options: &Options) -> Result<()> {
             configurations.push(configuration);
         }
     }
+    report::print_iter_phases(&configurations);
     report::print_targets(&configurations);
     Ok(())
 }
@@ -216,11 +258,20 @@ fn measure_configuration(harness: &Path, tools: &[Tool], count: u32, shape: Shap
         .zip(&samples)
         .map(|(tool, samples)| (tool.kind, measure::summarize(samples)))
         .collect();
+    let listns = &tools
+        .iter()
+        .find(|tool| tool.kind == ToolKind::ListnsIter)
+        .context("the benchmark has no iterator route tool")?
+        .program;
+    let iter_phases = (0..runs)
+        .map(|_| measure_iter_phases(listns))
+        .collect::<Result<Vec<_>>>()?;
     Ok(Configuration {
         count,
         shape,
         host_tasks,
         summaries,
+        iter_phases,
     })
 }
 
@@ -245,4 +296,24 @@ fn warm_up(tools: &[Tool]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn iter_phases_from_notes() {
+        let notes = [
+            serde_json::json!("mounts: mountinfo of 2 mount namespaces"),
+            serde_json::json!("iterators: 10077 tasks, 3 files of interest and 10010 command lines read in 12.5 ms (load 41.0 ms)"),
+        ];
+        let phases = parse_iter_phases(&notes).unwrap();
+        assert_eq!(phases.read, Duration::from_secs_f64(0.0125));
+        assert_eq!(phases.load, Duration::from_secs_f64(0.041));
+        assert_eq!(parse_iter_phases(&notes[..1]), None);
+        assert_eq!(parse_iter_phases(&[serde_json::json!("iterators: read in x ms (load 1 ms)")]), None);
+    }
 }

@@ -8,7 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::holder::Shape;
-use super::{Configuration, ToolKind};
+use super::{Configuration, ToolKind, measure};
 use crate::cargo;
 
 /// listns must be at least this many times faster than lsns with the largest number of processes.
@@ -17,6 +17,8 @@ const TARGET_SPEEDUP_OVER_LSNS: f64 = 3.0;
 const TARGET_ITER_SPEEDUP_OVER_LSNS: f64 = 30.0;
 /// listns may take at most this many times as long as the C scan with the largest number of threads.
 const TARGET_RATIO_TO_C_SCAN: f64 = 1.5;
+/// The iterator route reads every task and file within this many milliseconds at 10,000 tasks.
+const TARGET_ITER_READ_MS: f64 = 30.0;
 /// Maximum peak RSS of listns in MB (10^6 bytes).
 const TARGET_MAX_RSS_MB: f64 = 30.0;
 
@@ -63,6 +65,26 @@ pub fn print_rows(configuration: &Configuration) {
     }
 }
 
+/// Prints the iterator route's own load and read times, medians over the runs.
+pub fn print_iter_phases(configurations: &[Configuration]) {
+    println!("\nPhases of `listns --route iter -J`, as listns measures them (`notes` of its output):\n");
+    println!("| tasks | shape | load programs, median (ms) | read iterators, median (ms) | read, max (ms) |");
+    println!("| ---: | --- | ---: | ---: | ---: |");
+    for configuration in configurations {
+        let phases = &configuration.iter_phases;
+        let loads = phases.iter().map(|p| p.load).collect();
+        let reads: Vec<Duration> = phases.iter().map(|p| p.read).collect();
+        println!(
+            "| {} | {} | {:.1} | {:.1} | {:.1} |",
+            configuration.count,
+            configuration.shape,
+            millis(measure::median(loads)),
+            millis(measure::median(reads.clone())),
+            millis(reads.iter().copied().max().unwrap_or_default()),
+        );
+    }
+}
+
 /// Prints whether listns meets its targets at the largest number of tasks measured.
 pub fn print_targets(configurations: &[Configuration]) {
     let Some(largest) = configurations.iter().map(|c| c.count).max() else {
@@ -93,6 +115,18 @@ pub fn print_targets(configurations: &[Configuration]) {
             verdict(speedup >= TARGET_ITER_SPEEDUP_OVER_LSNS),
         );
     }
+
+    let slowest_read = configurations
+        .iter()
+        .filter(|c| c.count == largest)
+        .map(|c| measure::median(c.iter_phases.iter().map(|p| p.read).collect()))
+        .max()
+        .unwrap_or_default();
+    println!(
+        "- {largest} tasks: the iterators are read in {:.1} ms (median, slower shape; all three iterators, files included); target within {TARGET_ITER_READ_MS} ms: {}",
+        millis(slowest_read),
+        verdict(millis(slowest_read) <= TARGET_ITER_READ_MS),
+    );
 
     let threads = find(configurations, largest, Shape::Threads);
     if let (Some(listns), Some(scan)) = (threads.summary(ToolKind::Listns), threads.summary(ToolKind::CScan)) {
