@@ -124,6 +124,12 @@ pub fn scan_with(route: Route) -> anyhow::Result<Inventory> {
     let defaults = Defaults::detect();
     let mut found = Found::default();
 
+    if route == Route::Iter && !crate::trace::load::may_load_bpf() {
+        anyhow::bail!(
+            "--route iter needs root (CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON) to load BPF iterators; \
+             run listns as root or use --route proc"
+        );
+    }
     let route_name = match pick_route(route) {
         Ok(()) => match scan_iter_tasks(&mut found, &defaults) {
             Ok(()) => "iter",

@@ -310,3 +310,53 @@ fn hostile_names_are_escaped() {
         "expected the exact thread name in the JSON"
     );
 }
+
+/// Runs listns as user nobody, without any capability, through setpriv.
+fn listns_unprivileged(args: &[&str]) -> std::process::Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .arg(env!("CARGO_BIN_EXE_listns"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("failed to run setpriv listns {args:?}: {e}; setpriv is part of util-linux"))
+}
+
+#[test]
+fn route_follows_privileges() {
+    if !is_root("route_follows_privileges") {
+        return;
+    }
+    let output = listns(&["-J", "-v"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let doc = parse_json(&String::from_utf8_lossy(&output.stdout));
+    if doc["route"] == "proc" {
+        // Only a listns built without its eBPF programs, or a kernel
+        // without BTF, takes /proc as root; the log must say which.
+        assert!(
+            stderr.contains("snapshot route: /proc, because"),
+            "root took /proc without saying why: {stderr}"
+        );
+    } else {
+        assert_eq!(doc["route"], "iter", "unexpected route in {}", doc["route"]);
+        assert!(
+            stderr.contains("snapshot route: BPF iterators"),
+            "the log does not name the iterator route: {stderr}"
+        );
+    }
+
+    let output = listns_unprivileged(&["-J", "-v"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "listns as nobody failed: {stderr}");
+    let doc = parse_json(&String::from_utf8_lossy(&output.stdout));
+    assert_eq!(doc["route"], "proc", "nobody cannot load BPF iterators");
+    assert!(
+        stderr.contains("because BPF iterators need root"),
+        "the log does not say why nobody reads /proc: {stderr}"
+    );
+
+    let output = listns_unprivileged(&["--route", "iter"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "--route iter as nobody succeeded");
+    assert!(stderr.contains("--route proc"), "the error does not name the fix: {stderr}");
+}
