@@ -130,10 +130,16 @@ pub fn scan_with(route: Route) -> anyhow::Result<Inventory> {
              run listns as root or use --route proc"
         );
     }
+    let mut cmdlines = None;
     let route_name = match pick_route(route) {
         Ok(()) => match scan_iter_tasks(&mut found, &defaults) {
-            Ok(()) => "iter",
-            Err(err) if route == Route::Iter => return Err(err.context("the BPF iterator route failed; use --route proc")),
+            Ok(walk) => {
+                cmdlines = Some(walk);
+                "iter"
+            }
+            Err(err) if route == Route::Iter => {
+                return Err(err.context("the BPF iterator route failed; use --route proc"));
+            }
             Err(err) => {
                 log::warn!("the BPF iterator route failed, so the snapshot reads /proc: {err:#}");
                 found = Found::default();
@@ -155,6 +161,9 @@ pub fn scan_with(route: Route) -> anyhow::Result<Inventory> {
     discover::kernel_list::scan(&mut found);
     discover::relations::resolve(&mut found);
     discover::netnsid::scan(&mut found);
+    if let Some(walk) = cmdlines {
+        discover::iter::add_cmdlines(&mut found, walk);
+    }
 
     for note in &found.notes {
         log::info!("{note}");
@@ -173,9 +182,9 @@ fn pick_route(route: Route) -> Result<(), String> {
         Route::Auto if crate::trace::load::EBPF_OBJECT.is_empty() => {
             Err("because this listns was built without its eBPF programs".into())
         }
-        Route::Auto if !crate::trace::load::may_load_bpf() => Err(
-            "because BPF iterators need root (CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON)".into(),
-        ),
+        Route::Auto if !crate::trace::load::may_load_bpf() => {
+            Err("because BPF iterators need root (CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON)".into())
+        }
         Route::Auto if !std::path::Path::new(crate::trace::offsets::VMLINUX_BTF).exists() => Err(format!(
             "because {} is missing, which BPF iterators need (CONFIG_DEBUG_INFO_BTF)",
             crate::trace::offsets::VMLINUX_BTF
@@ -188,7 +197,7 @@ fn pick_route(route: Route) -> Result<(), String> {
 /// before the iterators ran, that they did not visit and that still exists
 /// is read through `/proc` and counted as a problem: on some hardened
 /// kernels the iterators skip PID 1.
-fn scan_iter_tasks(found: &mut Found, defaults: &Defaults) -> anyhow::Result<()> {
+fn scan_iter_tasks(found: &mut Found, defaults: &Defaults) -> anyhow::Result<discover::iter::CmdlineWalk> {
     let listed = discover::tasks::list_pids().context("failed to read /proc; is procfs mounted?")?;
     let read = discover::iter::read()?;
     log::info!(
@@ -197,13 +206,13 @@ fn scan_iter_tasks(found: &mut Found, defaults: &Defaults) -> anyhow::Result<()>
         read.read_time.as_secs_f64() * 1e3,
         read.load_time.as_secs_f64() * 1e3
     );
-    let visited = discover::iter::scan(found, defaults, read)?;
+    let (visited, cmdlines) = discover::iter::scan(found, defaults, read)?;
     let unvisited: BTreeSet<i32> = listed
         .into_iter()
         .filter(|pid| !visited.contains(pid) && std::path::Path::new(&format!("/proc/{pid}")).exists())
         .collect();
     if unvisited.is_empty() {
-        return Ok(());
+        return Ok(cmdlines);
     }
     for &pid in &unvisited {
         found.problems.record_reason("processes", pid, Reason::NotIterated);
@@ -212,9 +221,11 @@ fn scan_iter_tasks(found: &mut Found, defaults: &Defaults) -> anyhow::Result<()>
     discover::tasks::scan_pids(found, defaults, &pids).context("failed to read /proc; is procfs mounted?")?;
     let only = pids.into_iter().collect();
     if let Err(err) = discover::fds::scan_pids(found, Some(&only)) {
-        found.note(format!("fds of processes the iterators did not visit: not scanned: {err}"));
+        found.note(format!(
+            "fds of processes the iterators did not visit: not scanned: {err}"
+        ));
     }
-    Ok(())
+    Ok(cmdlines)
 }
 
 /// The `/proc` route's task and fd sources.

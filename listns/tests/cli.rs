@@ -358,5 +358,8 @@ fn route_follows_privileges() {
     let output = listns_unprivileged(&["--route", "iter"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "--route iter as nobody succeeded");
-    assert!(stderr.contains("--route proc"), "the error does not name the fix: {stderr}");
+    assert!(
+        stderr.contains("--route proc"),
+        "the error does not name the fix: {stderr}"
+    );
 }

@@ -355,8 +355,14 @@ sys.stdin.read()
                 .unwrap_or_else(|| panic!("PID {pid} missing from the {} snapshot", inventory.route))
         };
         let (iter_cmdline, proc_cmdline) = (cmdline(&iter), cmdline(&proc));
-        assert!(!iter_cmdline.is_empty(), "PID {pid} has no command line in the iterator snapshot");
-        assert_eq!(iter_cmdline, proc_cmdline, "command line of PID {pid} (left: iterators, right: /proc)");
+        assert!(
+            !iter_cmdline.is_empty(),
+            "PID {pid} has no command line in the iterator snapshot"
+        );
+        assert_eq!(
+            iter_cmdline, proc_cmdline,
+            "command line of PID {pid} (left: iterators, right: /proc)"
+        );
     }
 
     // A process that /proc listed before the iterators ran, and that still
@@ -368,7 +374,10 @@ sys.stdin.read()
         .filter(|&&pid| !iter.tasks.iter().any(|t| t.pid == pid))
         .copied()
         .collect();
-    assert!(missing.is_empty(), "processes missing from the iterator snapshot: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "processes missing from the iterator snapshot: {missing:?}"
+    );
 
     // Both routes agree namespace by namespace and holder by holder.
     let stable: BTreeSet<(i32, i32)> = task_ids(&iter).intersection(&task_ids(&proc)).copied().collect();

@@ -35,22 +35,25 @@ use crate::trace::load::EBPF_OBJECT;
 use crate::trace::{btf, offsets};
 
 /// Records returned by the iterators, with the time each step took.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct IterRead {
     pub tasks: Vec<TaskRecord>,
     pub files: Vec<FileRecord>,
-    /// Command line of each process with a memory map, split at NUL bytes.
-    pub cmdlines: HashMap<i32, Vec<String>>,
-    /// Processes whose command line could not be copied, with the errno.
-    pub cmdline_errors: Vec<(i32, i32)>,
+    /// The command-line walk, still running on a thread of its own: it is
+    /// the slowest walk and no other source needs its result, so the
+    /// snapshot collects it last with [`add_cmdlines`].
+    pub cmdlines: CmdlineWalk,
     /// Resolving offsets from BTF and loading the programs.
     pub load_time: Duration,
-    /// Reading every iterator to its end.
+    /// Reading the task and file iterators to their end, in parallel.
     pub read_time: Duration,
-    /// Time each walk took, in the order of [`PROGRAMS`]: tasks, files,
-    /// command lines. They run in parallel.
-    pub walk_times: [Duration; 3],
+    /// Time the task and the file walk took.
+    pub walk_times: [Duration; 2],
 }
+
+/// The command-line walk running in the background.
+#[derive(Debug)]
+pub struct CmdlineWalk(std::thread::JoinHandle<Result<(Vec<u8>, Duration)>>);
 
 /// A record type that an iterator writes, decoded from its raw bytes.
 pub trait Record: Copy + Default {}
@@ -88,7 +91,9 @@ pub fn decode_cmdlines(mut bytes: &[u8]) -> Result<Cmdlines> {
     let mut errors = Vec::new();
     while !bytes.is_empty() {
         let Some((head, rest)) = bytes.split_at_checked(size_of::<CmdlineHeader>()) else {
-            bail!("command-line iterator output ends inside a record header; rebuild listns and its eBPF object together");
+            bail!(
+                "command-line iterator output ends inside a record header; rebuild listns and its eBPF object together"
+            );
         };
         // SAFETY: `head` has the size of CmdlineHeader, plain #[repr(C)] data.
         let header = unsafe { head.as_ptr().cast::<CmdlineHeader>().read_unaligned() };
@@ -148,7 +153,10 @@ impl Iterators {
         let loader = std::thread::spawn(EbpfLoader::new);
         let kernel_btf = btf::Btf::from_file(Path::new(offsets::VMLINUX_BTF))?;
         let offsets = offsets::resolve(&kernel_btf).context("cannot resolve kernel struct offsets")?;
-        let functions: Vec<String> = PROGRAMS.iter().map(|(_, target)| format!("bpf_iter_{target}")).collect();
+        let functions: Vec<String> = PROGRAMS
+            .iter()
+            .map(|(_, target)| format!("bpf_iter_{target}"))
+            .collect();
         let functions: Vec<&str> = functions.iter().map(String::as_str).collect();
         let ids_btf = kernel_btf
             .function_ids_only(&functions)
@@ -183,50 +191,57 @@ impl Iterators {
         Ok(Iterators { ebpf, load_time })
     }
 
-    /// Starts one walk of each iterator and reads them all to their end,
-    /// the file and command-line walks on threads of their own.
+    /// Starts one walk of each iterator. Reads the task and file walks to
+    /// their end, the file walk on a second thread, and leaves the
+    /// command-line walk running on a third.
     pub fn read(&mut self) -> Result<IterRead> {
         let start = Instant::now();
-        let mut outputs = Vec::with_capacity(PROGRAMS.len());
-        for (program, target) in PROGRAMS {
-            let iter: &mut Iter = self
-                .ebpf
-                .program_mut(program)
-                .with_context(|| format!("program {program} is missing from the eBPF object"))?
-                .try_into()
-                .with_context(|| format!("{program} is not an iterator program"))?;
-            let link = iter.attach().with_context(|| format!("cannot attach {program}"))?;
-            let file = iter
-                .take_link(link)
-                .context("the iterator link is gone")?
-                .into_file()
-                .with_context(|| format!("cannot create the {target} iterator of {program}"))?;
-            outputs.push(file);
-        }
-        let [tasks, files, cmdlines] = <[std::fs::File; 3]>::try_from(outputs)
-            .map_err(|_| anyhow::anyhow!("expected one iterator per program"))?;
-        let (tasks, files, cmdlines) = std::thread::scope(|scope| {
+        let [tasks, files, cmdlines] = [0, 1, 2].map(|walk| self.start_walk(walk));
+        let (tasks, files, cmdlines) = (tasks?, files?, cmdlines?);
+        let cmdlines = CmdlineWalk(std::thread::spawn(|| read_all(cmdlines, "command-line")));
+        let (tasks, files) = std::thread::scope(|scope| {
             let files = scope.spawn(|| read_all(files, "file"));
-            let cmdlines = scope.spawn(|| read_all(cmdlines, "command-line"));
             let tasks = read_all(tasks, "task");
-            let join = |handle: std::thread::ScopedJoinHandle<'_, Result<(Vec<u8>, Duration)>>| {
-                handle
-                    .join()
-                    .map_err(|_| anyhow::anyhow!("an iterator reader thread panicked"))?
-            };
-            Ok::<_, anyhow::Error>((tasks?, join(files)?, join(cmdlines)?))
+            let files = files
+                .join()
+                .map_err(|_| anyhow::anyhow!("the file iterator's reader thread panicked"))?;
+            Ok::<_, anyhow::Error>((tasks?, files?))
         })?;
-        let walk_times = [tasks.1, files.1, cmdlines.1];
-        let (cmdlines, cmdline_errors) = decode_cmdlines(&cmdlines.0)?;
         Ok(IterRead {
             tasks: decode(&tasks.0)?,
             files: decode(&files.0)?,
-            walk_times,
             cmdlines,
-            cmdline_errors,
             load_time: self.load_time,
             read_time: start.elapsed(),
+            walk_times: [tasks.1, files.1],
         })
+    }
+
+    /// Runs one walk of iterator `walk` (an index into the program list:
+    /// 0 tasks, 1 files, 2 command lines) on its own, and returns its output
+    /// and the time it took. Benchmarks use it to time each walk alone.
+    pub fn walk_alone(&mut self, walk: usize) -> Result<(Vec<u8>, Duration)> {
+        let file = self.start_walk(walk)?;
+        read_all(file, PROGRAMS[walk].0)
+    }
+
+    /// Attaches the iterator program `walk` and returns the file that
+    /// starts a new walk when read.
+    fn start_walk(&mut self, walk: usize) -> Result<std::fs::File> {
+        let (program, target) = *PROGRAMS
+            .get(walk)
+            .with_context(|| format!("there is no iterator walk {walk}"))?;
+        let iter: &mut Iter = self
+            .ebpf
+            .program_mut(program)
+            .with_context(|| format!("program {program} is missing from the eBPF object"))?
+            .try_into()
+            .with_context(|| format!("{program} is not an iterator program"))?;
+        let link = iter.attach().with_context(|| format!("cannot attach {program}"))?;
+        iter.take_link(link)
+            .context("the iterator link is gone")?
+            .into_file()
+            .with_context(|| format!("cannot create the {target} iterator of {program}"))
     }
 }
 
@@ -265,32 +280,22 @@ fn links_of(record: &TaskRecord) -> TaskLinks {
     links
 }
 
-/// Adds the tasks and fds that the iterators found to `found`, and returns
-/// the PIDs of the processes among them.
-pub fn scan(found: &mut Found, defaults: &Defaults, mut read: IterRead) -> Result<HashSet<i32>> {
+/// Adds the tasks and fds that the iterators found to `found`. Returns the
+/// PIDs of the processes among them, and the command-line walk for
+/// [`add_cmdlines`].
+pub fn scan(found: &mut Found, defaults: &Defaults, mut read: IterRead) -> Result<(HashSet<i32>, CmdlineWalk)> {
     let proc = open_dir(rustix::fs::CWD, "/proc").context("failed to open /proc")?;
     let mut buf = Vec::with_capacity(4096);
     // Leaders first, so that threads inherit their leader's container.
     read.tasks.sort_by_key(|r| (r.tgid, r.tgid != r.tid, r.tid));
     let mut containers_of: HashMap<i32, Option<containers::Container>> = HashMap::new();
     let mut pids = HashSet::with_capacity(read.tasks.len());
-    let cmdline_count = read.cmdlines.len();
-    for &(pid, errno) in &read.cmdline_errors {
-        found
-            .problems
-            .record("command line", pid, &io::Error::from_raw_os_error(errno));
-    }
     for rec in &read.tasks {
         let (pid, tid) = (rec.tgid as i32, rec.tid as i32);
         pids.insert(pid);
         let links = links_of(rec);
         let kthread = rec.flags & TASK_KTHREAD != 0;
         let zombie = rec.flags & TASK_ZOMBIE != 0;
-        let cmdline = if pid == tid {
-            read.cmdlines.remove(&pid).unwrap_or_default()
-        } else {
-            Vec::new()
-        };
         // As on the /proc route, containers are looked up only for
         // processes outside the default namespaces.
         let container = if pid != tid {
@@ -324,7 +329,7 @@ pub fn scan(found: &mut Found, defaults: &Defaults, mut read: IterRead) -> Resul
             ppid: rec.ppid as i32,
             uid: Some(rec.euid),
             comm: Some(comm(&rec.comm)),
-            cmdline,
+            cmdline: Vec::new(),
             kthread,
             zombie,
             links,
@@ -336,17 +341,49 @@ pub fn scan(found: &mut Found, defaults: &Defaults, mut read: IterRead) -> Resul
     }
     scan_files(found, &read.files);
     found.note(format!(
-        "iterators: {} tasks ({:.1} ms), {} files of interest ({:.1} ms) and {} command lines ({:.1} ms) read in {:.1} ms (load {:.1} ms)",
+        "iterators: {} tasks ({:.1} ms) and {} files of interest ({:.1} ms) read in {:.1} ms (load {:.1} ms)",
         read.tasks.len(),
         read.walk_times[0].as_secs_f64() * 1e3,
         read.files.len(),
         read.walk_times[1].as_secs_f64() * 1e3,
-        cmdline_count,
-        read.walk_times[2].as_secs_f64() * 1e3,
         read.read_time.as_secs_f64() * 1e3,
         read.load_time.as_secs_f64() * 1e3,
     ));
-    Ok(pids)
+    Ok((pids, read.cmdlines))
+}
+
+/// Waits for the command-line walk and gives each process its command line.
+/// A copy that failed is counted as a problem; a failed walk leaves every
+/// command line empty and says so in a note.
+pub fn add_cmdlines(found: &mut Found, walk: CmdlineWalk) {
+    let result = walk
+        .0
+        .join()
+        .map_err(|_| anyhow::anyhow!("the command-line iterator's reader thread panicked"))
+        .and_then(|read| read)
+        .and_then(|(bytes, time)| Ok((decode_cmdlines(&bytes)?, time)));
+    let ((mut cmdlines, errors), time) = match result {
+        Ok(read) => read,
+        Err(err) => {
+            found.note(format!("command lines: not read: {err:#}"));
+            return;
+        }
+    };
+    for (pid, errno) in errors {
+        found
+            .problems
+            .record("command line", pid, &io::Error::from_raw_os_error(errno));
+    }
+    let count = cmdlines.len();
+    for task in found.tasks.iter_mut().filter(|t| t.is_leader() && t.cmdline.is_empty()) {
+        if let Some(cmdline) = cmdlines.remove(&task.pid) {
+            task.cmdline = cmdline;
+        }
+    }
+    found.note(format!(
+        "command lines: {count} read by the command-line iterator in {:.1} ms",
+        time.as_secs_f64() * 1e3
+    ));
 }
 
 /// Keeps the kernel's 64-bit ids for namespaces that no fd could be opened
@@ -549,13 +586,17 @@ mod tests {
 
     #[test]
     fn decode_cmdline_records() {
-        let mut bytes = cmdline_record(10, b"sleep\0600\0", 0);
+        let mut bytes = cmdline_record(10, b"sleep\x00600\x00", 0);
         bytes.extend(cmdline_record(11, b"", -14));
         bytes.extend(cmdline_record(12, b"a\0\0b", 0));
         let (cmdlines, errors) = decode_cmdlines(&bytes).unwrap();
         assert_eq!(cmdlines[&10], ["sleep", "600"]);
         assert!(cmdlines[&11].is_empty());
-        assert_eq!(cmdlines[&12], ["a", "b"], "empty arguments are dropped, as on the /proc route");
+        assert_eq!(
+            cmdlines[&12],
+            ["a", "b"],
+            "empty arguments are dropped, as on the /proc route"
+        );
         assert_eq!(errors, [(11, 14)]);
     }
 

@@ -167,7 +167,10 @@ impl Btf {
                 ))),
             }
         };
-        Ok((section(type_off, type_len, "type")?, section(str_off, str_len, "string")?))
+        Ok((
+            section(type_off, type_len, "type")?,
+            section(str_off, str_len, "string")?,
+        ))
     }
 
     fn index(types_section: Vec<u8>, strings: Vec<u8>) -> Result<Btf, BtfError> {

@@ -231,7 +231,12 @@ fn resolve_iterator_offsets(r: &Resolver<'_>, offsets: &mut KernelOffsets) -> Re
     offsets.sock_net = common + net;
 
     offsets.task_mm = r.required(task, "mm", Expect::Pointer, "the process's memory map")?;
-    offsets.mm_arg_start = r.required("mm_struct", "arg_start", Expect::Scalar(8), "where the command line starts")?;
+    offsets.mm_arg_start = r.required(
+        "mm_struct",
+        "arg_start",
+        Expect::Scalar(8),
+        "where the command line starts",
+    )?;
     offsets.mm_arg_end = r.required("mm_struct", "arg_end", Expect::Scalar(8), "where the command line ends")?;
 
     // ns_common.ns_type appeared in Linux 6.18; before, user space reads the

@@ -109,11 +109,18 @@ struct IterPhases {
 /// Finds the phases in the notes of `listns -J`, in the line
 /// `iterators: ... read in X ms (load Y ms)`.
 fn parse_iter_phases(notes: &[serde_json::Value]) -> Option<IterPhases> {
-    let line = notes.iter().filter_map(|n| n.as_str()).find(|n| n.starts_with("iterators: "))?;
+    let line = notes
+        .iter()
+        .filter_map(|n| n.as_str())
+        .find(|n| n.starts_with("iterators: "))?;
     let (_, rest) = line.rsplit_once(" read in ")?;
     let (read, rest) = rest.split_once(" ms (load ")?;
     let load = rest.strip_suffix(" ms)")?;
-    let millis = |text: &str| text.parse::<f64>().ok().map(|ms| std::time::Duration::from_secs_f64(ms / 1e3));
+    let millis = |text: &str| {
+        text.parse::<f64>()
+            .ok()
+            .map(|ms| std::time::Duration::from_secs_f64(ms / 1e3))
+    };
     Some(IterPhases {
         load: millis(load)?,
         read: millis(read)?,
@@ -131,9 +138,8 @@ fn measure_iter_phases(listns: &Path) -> Result<IterPhases> {
     let json: serde_json::Value =
         serde_json::from_slice(&output.stdout).context("`listns --route iter -J` printed no JSON document")?;
     let notes = json["notes"].as_array().map(Vec::as_slice).unwrap_or_default();
-    parse_iter_phases(notes).with_context(|| {
-        format!("`listns --route iter -J` reported no iterator times in its notes: {notes:?}")
-    })
+    parse_iter_phases(notes)
+        .with_context(|| format!("`listns --route iter -J` reported no iterator times in its notes: {notes:?}"))
 }
 
 impl Configuration {
@@ -308,12 +314,17 @@ mod tests {
     fn iter_phases_from_notes() {
         let notes = [
             serde_json::json!("mounts: mountinfo of 2 mount namespaces"),
-            serde_json::json!("iterators: 10077 tasks, 3 files of interest and 10010 command lines read in 12.5 ms (load 41.0 ms)"),
+            serde_json::json!(
+                "iterators: 10077 tasks, 3 files of interest and 10010 command lines read in 12.5 ms (load 41.0 ms)"
+            ),
         ];
         let phases = parse_iter_phases(&notes).unwrap();
         assert_eq!(phases.read, Duration::from_secs_f64(0.0125));
         assert_eq!(phases.load, Duration::from_secs_f64(0.041));
         assert_eq!(parse_iter_phases(&notes[..1]), None);
-        assert_eq!(parse_iter_phases(&[serde_json::json!("iterators: read in x ms (load 1 ms)")]), None);
+        assert_eq!(
+            parse_iter_phases(&[serde_json::json!("iterators: read in x ms (load 1 ms)")]),
+            None
+        );
     }
 }
