@@ -132,7 +132,7 @@ pub fn scan_with(route: Route) -> anyhow::Result<Inventory> {
     }
     let mut cmdlines = None;
     let route_name = match pick_route(route) {
-        Ok(()) => match scan_iter_tasks(&mut found, &defaults) {
+        Ok(()) => match scan_iter_tasks(&mut found, &defaults, route) {
             Ok(walk) => {
                 cmdlines = Some(walk);
                 "iter"
@@ -197,11 +197,20 @@ fn pick_route(route: Route) -> Result<(), String> {
 /// before the iterators ran, that they did not visit and that still exists
 /// is read through `/proc` and counted as a problem: on some hardened
 /// kernels the iterators skip PID 1.
-fn scan_iter_tasks(found: &mut Found, defaults: &Defaults) -> anyhow::Result<discover::iter::CmdlineWalk> {
+fn scan_iter_tasks(
+    found: &mut Found,
+    defaults: &Defaults,
+    route: Route,
+) -> anyhow::Result<discover::iter::CmdlineWalk> {
     let listed = discover::tasks::list_pids().context("failed to read /proc; is procfs mounted?")?;
     let read = discover::iter::read()?;
+    let why = if route == Route::Iter {
+        "as requested"
+    } else {
+        "the default where they can run (--route proc reads /proc instead)"
+    };
     log::info!(
-        "snapshot route: BPF iterators ({} tasks read in {:.1} ms after {:.1} ms of loading)",
+        "snapshot route: BPF iterators, {why}; {} tasks read in {:.1} ms after {:.1} ms of loading",
         read.tasks.len(),
         read.read_time.as_secs_f64() * 1e3,
         read.load_time.as_secs_f64() * 1e3
