@@ -549,7 +549,7 @@ mod tests {
 
     #[test]
     fn decode_cmdline_records() {
-        let mut bytes = cmdline_record(10, b"sleep\0600\0", 0);
+        let mut bytes = cmdline_record(10, b"sleep\x00600\0", 0);
         bytes.extend(cmdline_record(11, b"", -14));
         bytes.extend(cmdline_record(12, b"a\0\0b", 0));
         let (cmdlines, errors) = decode_cmdlines(&bytes).unwrap();
