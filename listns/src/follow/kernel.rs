@@ -83,6 +83,8 @@ pub fn convert(event: &Event, clock: &BootClock) -> Option<KernelEvent> {
             };
             Change::Mount { task, syscall }
         }
+        // TODO: the live state does not act on freed inode numbers yet.
+        Detail::FreeInum { .. } => return None,
     };
     Some(KernelEvent {
         time: clock.to_system_time(event.boot_ns),

@@ -121,7 +121,8 @@ fn load_tracer() -> anyhow::Result<Tracer> {
                     log::info!("hook {}: a better attachment failed: {failure}", status.hook.name);
                 }
             }
-            None => log::warn!(
+            None => log::log!(
+                crate::trace::load::missing_level(status.hook),
                 "hook {} not attached, so {}: {}",
                 status.hook.name,
                 status.hook.without,
