@@ -165,6 +165,7 @@ async fn follow_kernel<W: Write>(
 ) -> anyhow::Result<Stop> {
     let mut signals = Signals::new()?;
     let clock = BootClock::new();
+    state.set_free_hook(tracer.hook_attached("ns_free"));
     // SAFETY: EventReader owns the ring buffer's fd and neither closes nor
     // replaces it while registered with the AsyncFd.
     let mut reader = unsafe { tokio::io::unix::AsyncFd::register(tracer.events) }
@@ -189,7 +190,10 @@ async fn follow_kernel<W: Write>(
                 drain(guard.get_inner_mut(), &clock, &mut state, &mut events);
                 guard.clear_ready();
             }
-            _ = recheck.tick() => state.recheck_pinned(&mut events),
+            _ = recheck.tick() => {
+                state.recheck_pinned(&mut events);
+                state.log_free_counts();
+            }
             _ = sleep_until(next_check) => state.run_checks(Instant::now(), &mut events),
         }
         if stop {
