@@ -64,6 +64,12 @@ pub enum EventKind {
     MoveMount = 7,
     /// An `umount2`, which can drop an nsfs bind mount.
     Umount = 8,
+    /// The kernel freed an inode number of its proc inode allocator
+    /// (`proc_free_inum`), which it does for every namespace that it frees
+    /// and for every removed `/proc` entry that had a number of its own.
+    /// [`RawEvent::aux`] is the number; the task fields describe whichever
+    /// task ran the free, often a kernel worker.
+    FreeInum = 9,
 }
 
 impl EventKind {
@@ -78,6 +84,7 @@ impl EventKind {
             6 => EventKind::Mount,
             7 => EventKind::MoveMount,
             8 => EventKind::Umount,
+            9 => EventKind::FreeInum,
             _ => return None,
         })
     }
@@ -93,6 +100,7 @@ impl EventKind {
             EventKind::Mount => "mount",
             EventKind::MoveMount => "move_mount",
             EventKind::Umount => "umount",
+            EventKind::FreeInum => "free_inum",
         }
     }
 }
@@ -109,7 +117,8 @@ pub const EXIT_GROUP_DEAD: u32 = 1;
 pub struct RawEvent {
     /// An [`EventKind`] value.
     pub kind: u32,
-    /// The system call number on this architecture, or -1 for scheduler events.
+    /// The system call number on this architecture, or -1 for scheduler and
+    /// `free_inum` events.
     pub syscall_nr: i32,
     /// `bpf_ktime_get_boot_ns()`: CLOCK_BOOTTIME in nanoseconds, which keeps
     /// counting during suspend.
@@ -124,7 +133,8 @@ pub struct RawEvent {
     pub euid: u32,
     /// Kind-specific: for an exit, [`EXIT_GROUP_DEAD`]; for an exec, the
     /// thread id before exec (a non-leader thread that execs takes the
-    /// leader's id).
+    /// leader's id); for [`EventKind::FreeInum`], the freed inode number,
+    /// which is the `unsigned int` argument of `proc_free_inum`.
     pub aux: u32,
     /// `task->comm`, NUL-padded.
     pub comm: [u8; 16],
@@ -134,7 +144,8 @@ pub struct RawEvent {
     pub args: [u64; 2],
     /// System call return value (0 or a negative errno).
     pub ret: i64,
-    /// The task's namespaces after the event (for an exit: at exit).
+    /// The task's namespaces after the event (for an exit: at exit); all
+    /// zeros for [`EventKind::FreeInum`].
     pub ns: TaskNamespaces,
 }
 
@@ -328,7 +339,8 @@ mod tests {
             }
         }
         assert_eq!(EventKind::from_raw(0), None);
-        assert_eq!(EventKind::from_raw(9), None);
+        assert_eq!(EventKind::from_raw(9), Some(EventKind::FreeInum));
+        assert_eq!(EventKind::from_raw(10), None);
     }
 
     #[test]

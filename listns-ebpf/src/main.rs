@@ -18,6 +18,7 @@ mod emit;
 mod exec;
 mod exit;
 mod fork;
+mod free;
 mod iter;
 mod maps;
 mod mount;

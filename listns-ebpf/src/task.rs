@@ -183,6 +183,16 @@ pub enum Subject {
 /// the current task.
 #[inline(always)]
 pub fn fill_event(event: *mut RawEvent, kind: u32, syscall_nr: i32, task: u64, subject: Subject, status: &mut i64) {
+    fill_task(event, kind, syscall_nr, task, subject, status);
+    // SAFETY: event points to a whole RawEvent in ring buffer memory.
+    let ns = unsafe { addr_of_mut!((*event).ns) };
+    write_namespaces(task, ns, status);
+}
+
+/// Fills what [`fill_event`] fills except the namespaces: kind, stamp, task
+/// ids, command name and credentials.
+#[inline(always)]
+pub fn fill_task(event: *mut RawEvent, kind: u32, syscall_nr: i32, task: u64, subject: Subject, status: &mut i64) {
     // SAFETY: event points to a whole RawEvent in ring buffer memory; every
     // write below stays inside it.
     unsafe {
@@ -213,8 +223,18 @@ pub fn fill_event(event: *mut RawEvent, kind: u32, syscall_nr: i32, task: u64, s
         (*event).uid = if unread { u32::MAX } else { uid };
         (*event).euid = if unread { u32::MAX } else { euid };
         *status |= cred_status;
+    }
+}
 
-        write_namespaces(task, addr_of_mut!((*event).ns), status);
+/// Writes zeros to every link slot of `out`, which may be ring buffer memory.
+#[inline(always)]
+pub fn clear_namespaces(out: *mut TaskNamespaces) {
+    for slot in 0..LINK_SLOTS {
+        // SAFETY: out points to a whole TaskNamespaces and slot < LINK_SLOTS.
+        unsafe {
+            store(addr_of_mut!((*out).inum[slot]), 0);
+            store(addr_of_mut!((*out).id[slot]), 0);
+        }
     }
 }
 

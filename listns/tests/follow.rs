@@ -1064,6 +1064,157 @@ fn bind_mount_pins_netns() {
     follower.stop();
 }
 
+/// Outcome of the `ns_free` hook, as the follower's `-v` log reports it.
+enum FreeHook {
+    /// The log line `hook ns_free attached: TARGETS`.
+    Attached(String),
+    /// The log line `hook ns_free not attached, so ...: REASONS`.
+    NotAttached(String),
+}
+
+/// Reads from the stderr of a follower started with `-v` whether the
+/// `ns_free` hook attached; panics unless exactly one such line names it.
+fn free_hook_of(follower: &Follower) -> FreeHook {
+    let stderr = follower.stderr.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let attached: Vec<&str> = stderr
+        .lines()
+        .filter_map(|line| line.split_once("hook ns_free attached: ").map(|(_, targets)| targets))
+        .collect();
+    let missing: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("hook ns_free not attached, so "))
+        .collect();
+    match (attached.as_slice(), missing.as_slice()) {
+        ([targets], []) => FreeHook::Attached(targets.to_string()),
+        ([], [line]) => FreeHook::NotAttached(line.to_string()),
+        _ => panic!(
+            "expected one start-up line saying whether hook ns_free attached, found {} and {}; {}",
+            attached.len(),
+            missing.len(),
+            follower.report()
+        ),
+    }
+}
+
+/// Returns whether `event` is a `kind` event about the namespace of type `ty`
+/// with this inode number, and with this id where the kernel has ids.
+fn is_about_inode(event: &Value, event_kind: &str, ty: &str, inode: u64, id: Option<u64>) -> bool {
+    kind(event) == event_kind
+        && ns_type(event) == ty
+        && event["ns"]["inode"].as_u64() == Some(inode)
+        && (id.is_none() || ns_id(event) == id)
+}
+
+/// A network namespace that only an fd of this test holds is reported
+/// `destroyed` once the fd closes. Where the `ns_free` hook is attached, the
+/// kernel's free reports it (`cause: "freed"`); elsewhere the liveness check
+/// of pinned namespaces does (`cause: "check"`), and the start-up log says
+/// why the hook is missing.
+#[test]
+fn fd_held_netns_destroyed_on_close() {
+    if !is_root("fd_held_netns_destroyed_on_close") {
+        return;
+    }
+    let _lock = shared();
+    let mut follower = Follower::start(&["-v"]);
+    let free_hook = free_hook_of(&follower);
+    let kprobes = std::path::Path::new("/sys/bus/event_source/devices/kprobe/type").exists();
+    match &free_hook {
+        FreeHook::Attached(targets) => eprintln!("ns_free attached: {targets}"),
+        FreeHook::NotAttached(line) => {
+            assert!(
+                !kprobes,
+                "this kernel has kprobes, yet the follower did not attach ns_free: {line}\n{}",
+                follower.report()
+            );
+            for program in ["fentry_proc_free_inum", "kprobe_proc_free_inum"] {
+                assert!(
+                    line.contains(&format!("{program} (needs Linux ")),
+                    "the start-up log gives no reason why {program} did not attach: {line}\n{}",
+                    follower.report()
+                );
+            }
+        }
+    }
+
+    let sleeper = Proc::spawn_until_comm("unshare", &["-n", "sleep", "600"], "sleep");
+    let pid = sleeper.pid();
+    let holder = NsHandle::open(format!("/proc/{pid}/ns/net"), NsType::Net);
+    let (inode, id) = (holder.key.inode, holder.id);
+    // Before Linux 6.18 there are no ids, and an inode number may have
+    // belonged to an earlier namespace: later checks look only at the events
+    // after this one.
+    let is_created = |e: &Value| is_about_inode(e, "created", "net", inode, id) && pid_of(e) == Some(i64::from(pid));
+    follower.wait_for(
+        &format!("a created event for net:[{inode}] by PID {pid} (unshare -n sleep 600)"),
+        |events| events.iter().any(is_created),
+    );
+    let created_at = position(&follower.events, is_created).expect("found above");
+
+    drop(sleeper);
+    if id.is_none() && matches!(free_hook, FreeHook::NotAttached(_)) {
+        // NOTE: before Linux 6.18 a namespace cannot be opened by its id, so
+        // without ns_free nothing shows that the fd still holds it, and it
+        // is reported destroyed when its last task leaves.
+        let destroyed_after = |events: &[Value]| {
+            events[created_at..]
+                .iter()
+                .find(|e| is_about_inode(e, "destroyed", "net", inode, id))
+                .cloned()
+        };
+        follower.wait_for(
+            &format!("a destroyed event for net:[{inode}] after PID {pid} was killed"),
+            |events| destroyed_after(events).is_some(),
+        );
+        let destroyed = destroyed_after(&follower.events).expect("found above");
+        follower.assert_field(&destroyed, "cause", "check");
+        follower.stop();
+        return;
+    }
+    let pinned_after = |events: &[Value]| {
+        position(&events[created_at..], |e| is_about_inode(e, "pinned", "net", inode, id)).map(|i| created_at + i)
+    };
+    follower.wait_for(
+        &format!("a pinned event for net:[{inode}] after PID {pid} was killed, while this test holds an fd"),
+        |events| pinned_after(events).is_some(),
+    );
+    let pinned_at = pinned_after(&follower.events).expect("found above");
+    let early = position(&follower.events[created_at..], |e| {
+        is_about_inode(e, "destroyed", "net", inode, id)
+    });
+    assert!(
+        early.is_none(),
+        "net:[{inode}] was reported destroyed while this test holds an fd to it\n{}",
+        follower.report()
+    );
+
+    drop(holder);
+    let destroyed = {
+        let after_pin = |events: &[Value]| {
+            events[pinned_at..]
+                .iter()
+                .find(|e| is_about_inode(e, "destroyed", "net", inode, id))
+                .cloned()
+        };
+        follower.wait_for(
+            &format!("a destroyed event for net:[{inode}] after its last fd closed"),
+            |events| after_pin(events).is_some(),
+        );
+        after_pin(&follower.events).expect("found above")
+    };
+    match free_hook {
+        FreeHook::Attached(_) => {
+            follower.assert_field(&destroyed, "cause", "freed");
+            follower.assert_field(&destroyed, "origin", "kernel");
+        }
+        FreeHook::NotAttached(_) => {
+            follower.assert_field(&destroyed, "cause", "check");
+            follower.assert_field(&destroyed, "origin", "check");
+        }
+    }
+    follower.stop();
+}
+
 #[test]
 fn output_file_appends_events() {
     if !is_root("output_file_appends_events") {

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use listns::model::NsType;
 use listns::nsfs;
+use listns::trace::load::HookStatus;
 use listns::trace::{Detail, Event, MountCall, NsLinks, POLL_INTERVAL, TraceOptions, Tracer, derived_clone_flags};
 
 /// How long a test waits for the events it expects. Generous, because other
@@ -706,6 +707,150 @@ threading.Event().wait(30)
     let exec = find_exec(&events, pid, "true").unwrap();
     assert_eq!(exec.detail, Detail::Exec { old_tid: tid }, "{exec}");
     assert_eq!(exec.task.tid, pid);
+}
+
+/// Returns whether the kernel has the kprobe PMU of `perf_event_open`, which
+/// aya attaches kprobes through. Debian's 6.1 and 6.12 kernels have it; a
+/// kernel built without `CONFIG_KPROBE_EVENTS` has not.
+fn has_kprobes() -> bool {
+    std::path::Path::new("/sys/bus/event_source/devices/kprobe/type").exists()
+}
+
+fn hook_status<'a>(tracer: &'a Tracer, name: &str) -> &'a HookStatus {
+    tracer
+        .hooks
+        .iter()
+        .find(|status| status.hook.name == name)
+        .unwrap_or_else(|| panic!("no hook named {name} in the tracer's status"))
+}
+
+/// Asserts that every attachment of `status` tried before `upto` left a
+/// failure that names its program and gives a reason.
+fn assert_failures_explained(status: &HookStatus, upto: usize) {
+    assert_eq!(
+        status.failures.len(),
+        upto,
+        "hook {}: expected one failure per attachment tried, found {:?}",
+        status.hook.name,
+        status.failures
+    );
+    for (attachment, failure) in status.hook.attachments.iter().zip(&status.failures) {
+        let program = attachment.programs[0].name;
+        assert!(
+            failure.starts_with(program),
+            "hook {}: the failure does not name {program}: {failure:?}",
+            status.hook.name
+        );
+        let reason = failure.split_once(": ").map_or("", |(_, reason)| reason.trim());
+        assert!(
+            !reason.is_empty(),
+            "hook {}: the failure of {program} gives no reason: {failure:?}",
+            status.hook.name
+        );
+    }
+}
+
+/// Runs `unshare -u true` and waits until the kernel frees the uts
+/// namespace it created: the `free_inum` event with its inode number must
+/// follow the unshare event.
+fn assert_free_of_new_uts(tracer: &mut Tracer) {
+    let pid = run("unshare", &["-u", "true"]);
+    let unshare_of = |events: &[Event]| {
+        events
+            .iter()
+            .position(|e| is_kind(e, pid, |d| matches!(d, Detail::Unshare { .. })))
+    };
+    let freed_after = |events: &[Event], start: usize, uts: u64| {
+        events[start..]
+            .iter()
+            .any(|e| e.detail == Detail::FreeInum { inode: uts })
+    };
+    let uts_of = |event: &Event| inode(&event.namespaces, NsType::Uts);
+    let events = collect_until(
+        tracer,
+        |e| e.task.tgid == pid || matches!(e.detail, Detail::FreeInum { .. }),
+        |events| unshare_of(events).is_some_and(|i| freed_after(events, i, uts_of(&events[i]))),
+    );
+    let unshare = &events[unshare_of(&events).unwrap()];
+    assert_ne!(
+        uts_of(unshare),
+        own_inode("uts"),
+        "unshare -u kept the parent's uts namespace: {unshare}"
+    );
+}
+
+/// On a kernel that allows fentry or kprobes, `ns_free` attaches and reports
+/// the free of a namespace. Where it cannot attach (a kernel that refuses
+/// fentry with EPERM and was built without kprobes), each attachment's
+/// failure is reported with its reason.
+#[test]
+fn ns_free_hook_attaches_or_says_why() {
+    if !is_root("ns_free_hook_attaches_or_says_why") {
+        return;
+    }
+    let _lock = shared();
+    let mut tracer = load_tracer();
+    let status = hook_status(&tracer, "ns_free").clone();
+    eprintln!(
+        "ns_free: attached {:?} ({:?}), failures {:?}",
+        status.attached,
+        status.targets(),
+        status.failures
+    );
+    match status.attached {
+        None => {
+            assert!(
+                !has_kprobes(),
+                "this kernel has kprobes, yet ns_free did not attach: {:?}",
+                status.failures
+            );
+            assert_failures_explained(&status, status.hook.attachments.len());
+        }
+        Some(index) => {
+            assert_failures_explained(&status, index);
+            assert_free_of_new_uts(&mut tracer);
+        }
+    }
+}
+
+/// With fentry skipped, `ns_free` falls back to its kprobe where the kernel
+/// has kprobes; elsewhere both failures are reported.
+#[test]
+fn ns_free_kprobe_fallback() {
+    if !is_root("ns_free_kprobe_fallback") {
+        return;
+    }
+    let _lock = shared();
+    let options = TraceOptions {
+        skip_programs: vec!["fentry_proc_free_inum".to_owned()],
+        ..TraceOptions::default()
+    };
+    let mut tracer = Tracer::load(&options).expect("loading the tracer failed");
+    let status = hook_status(&tracer, "ns_free").clone();
+    assert_eq!(
+        status.failures.first().map(String::as_str),
+        Some("fentry_proc_free_inum skipped on request"),
+        "ns_free failures: {:?}",
+        status.failures
+    );
+    if has_kprobes() {
+        assert_eq!(status.attached, Some(1), "ns_free failures: {:?}", status.failures);
+        assert_eq!(status.targets().as_deref(), Some("kprobe/proc_free_inum"));
+        assert_free_of_new_uts(&mut tracer);
+    } else {
+        assert_eq!(
+            status.attached,
+            None,
+            "ns_free attached without kprobes: {:?}",
+            status.targets()
+        );
+        assert_eq!(status.failures.len(), 2, "ns_free failures: {:?}", status.failures);
+        let kprobe = &status.failures[1];
+        assert!(
+            kprobe.starts_with("kprobe_proc_free_inum (needs Linux 4.1+): "),
+            "the kprobe failure does not name its program: {kprobe:?}"
+        );
+    }
 }
 
 /// Body of one storm child: unshare the namespace type passed in `arg`.

@@ -94,6 +94,35 @@ impl Origin {
     }
 }
 
+/// Evidence that a namespace is gone, for `destroyed` events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The `ns_free` hook saw the kernel free the namespace's inode number.
+    Freed,
+    /// A liveness check no longer found the namespace. Before Linux 6.18,
+    /// which cannot open a namespace by its id, the check can only assume
+    /// that a namespace whose last task left is gone when no known bind mount
+    /// holds it and no `ns_free` hook would report its free.
+    Check,
+    /// Its inode number came back with another namespace id, so the kernel
+    /// freed it and gave the number to a new namespace.
+    Recycled,
+    /// A rescan or poll snapshot no longer contains it.
+    Snapshot,
+}
+
+impl Cause {
+    /// Returns the name used in JSON and text output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cause::Freed => "freed",
+            Cause::Check => "check",
+            Cause::Recycled => "recycled",
+            Cause::Snapshot => "snapshot",
+        }
+    }
+}
+
 /// A namespace as an event names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct NsRef {
@@ -134,6 +163,8 @@ pub struct Event {
     pub holders: Vec<Holder>,
     /// For `lost`: how many kernel events were dropped.
     pub count: Option<u64>,
+    /// For `destroyed`: the evidence that the namespace is gone.
+    pub cause: Option<Cause>,
 }
 
 impl Event {
@@ -150,6 +181,7 @@ impl Event {
             to: None,
             holders: Vec::new(),
             count: None,
+            cause: None,
         }
     }
 }

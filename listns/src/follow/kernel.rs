@@ -46,7 +46,6 @@ fn facts(event: &Event) -> TaskFacts {
 /// Converts one kernel event; `None` for events that change nothing (a
 /// failed mount call).
 pub fn convert(event: &Event, clock: &BootClock) -> Option<KernelEvent> {
-    let task = facts(event);
     let change = match &event.detail {
         Detail::Fork {
             creator_tid,
@@ -58,20 +57,23 @@ pub fn convert(event: &Event, clock: &BootClock) -> Option<KernelEvent> {
             Change::Fork {
                 parent_tid: *creator_tid as i32,
                 creator,
-                child: task,
+                child: facts(event),
                 flags: u64::from(flags),
             }
         }
-        Detail::Unshare { flags } => Change::Unshare { task, flags: *flags },
+        Detail::Unshare { flags } => Change::Unshare {
+            task: facts(event),
+            flags: *flags,
+        },
         Detail::Setns { nstype, .. } => Change::Setns {
-            task,
+            task: facts(event),
             nstype: u64::from(*nstype),
         },
         Detail::Exec { old_tid } => Change::Exec {
-            task,
+            task: facts(event),
             old_tid: *old_tid as i32,
         },
-        Detail::Exit { .. } => Change::Exit { task },
+        Detail::Exit { .. } => Change::Exit { task: facts(event) },
         Detail::Mount { ret, call, .. } => {
             if *ret != 0 {
                 return None;
@@ -81,8 +83,16 @@ pub fn convert(event: &Event, clock: &BootClock) -> Option<KernelEvent> {
                 crate::trace::MountCall::MoveMount => "move_mount",
                 crate::trace::MountCall::Umount => "umount",
             };
-            Change::Mount { task, syscall }
+            Change::Mount {
+                task: facts(event),
+                syscall,
+            }
         }
+        // The task that ran the free is no part of the change.
+        Detail::FreeInum { inode } => Change::FreeInum {
+            inode: *inode,
+            boot_ns: event.boot_ns,
+        },
     };
     Some(KernelEvent {
         time: clock.to_system_time(event.boot_ns),

@@ -121,7 +121,8 @@ fn load_tracer() -> anyhow::Result<Tracer> {
                     log::info!("hook {}: a better attachment failed: {failure}", status.hook.name);
                 }
             }
-            None => log::warn!(
+            None => log::log!(
+                crate::trace::load::missing_level(status.hook),
                 "hook {} not attached, so {}: {}",
                 status.hook.name,
                 status.hook.without,
@@ -164,6 +165,7 @@ async fn follow_kernel<W: Write>(
 ) -> anyhow::Result<Stop> {
     let mut signals = Signals::new()?;
     let clock = BootClock::new();
+    state.set_free_hook(tracer.hook_attached("ns_free"));
     // SAFETY: EventReader owns the ring buffer's fd and neither closes nor
     // replaces it while registered with the AsyncFd.
     let mut reader = unsafe { tokio::io::unix::AsyncFd::register(tracer.events) }
@@ -188,7 +190,10 @@ async fn follow_kernel<W: Write>(
                 drain(guard.get_inner_mut(), &clock, &mut state, &mut events);
                 guard.clear_ready();
             }
-            _ = recheck.tick() => state.recheck_pinned(&mut events),
+            _ = recheck.tick() => {
+                state.recheck_pinned(&mut events);
+                state.log_free_counts();
+            }
             _ = sleep_until(next_check) => state.run_checks(Instant::now(), &mut events),
         }
         if stop {

@@ -40,6 +40,7 @@ pub fn event_json(event: &Event) -> Value {
         "to": event.to.as_ref().map(ns_json),
         "holders": event.holders.iter().map(|h| json!({"kind": h.kind(), "text": h.to_string()})).collect::<Vec<_>>(),
         "count": event.count,
+        "cause": event.cause.map(|cause| cause.name()),
     })
 }
 
@@ -91,6 +92,9 @@ pub fn event_line(event: &Event) -> String {
     }
     if let Some(count) = event.count {
         details.push(format!("{count} kernel events dropped; rescanning"));
+    }
+    if let Some(cause) = event.cause {
+        details.push(format!("cause {}", cause.name()));
     }
     if let Some(id) = event.ns.and_then(|n| n.id) {
         details.push(format!("id {id}"));

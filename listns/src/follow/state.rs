@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::event::{Event, EventKind, NsRef, Origin, TaskInfo};
+use super::event::{Cause, Event, EventKind, NsRef, Origin, TaskInfo};
 use crate::discover::defaults::Defaults;
 use crate::discover::{self, Found};
 use crate::inventory::Inventory;
@@ -25,6 +25,13 @@ const CHECK_DELAYS: [Duration; 3] = [
 /// Interval between liveness checks of pinned namespaces, which catch the
 /// release of a pin that no event reports (an fd closed, a socket freed).
 pub const PINNED_RECHECK: Duration = Duration::from_secs(1);
+
+/// How long a namespace that a liveness check found gone waits for its free
+/// event while the `ns_free` hook is attached, before the check reports it.
+/// The kernel unhashes some namespaces well before it frees their inode
+/// numbers: a network namespace, for example, is torn down in a kernel
+/// worker after its last reference is gone.
+const FREE_GRACE: Duration = Duration::from_secs(1);
 
 /// Facts a kernel event reports about one task after the change.
 #[derive(Debug, Clone, Default)]
@@ -73,6 +80,13 @@ pub enum Change {
         task: TaskFacts,
         syscall: &'static str,
     },
+    /// The kernel freed an inode number of its proc inode allocator: that of
+    /// a namespace, or of a removed `/proc` entry. `boot_ns` is the
+    /// CLOCK_BOOTTIME stamp of the free.
+    FreeInum {
+        inode: u64,
+        boot_ns: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +127,25 @@ struct PendingCheck {
     /// The task whose departure triggered the check.
     task: Option<TaskInfo>,
     syscall: Option<&'static str>,
+    /// Origin of the events the check reports: `Kernel` after a kernel
+    /// event, `Check` for the periodic check of pinned namespaces.
+    origin: Origin,
+    /// The namespace was found gone once, and the check waits [`FREE_GRACE`]
+    /// for its free event.
+    awaiting_free: bool,
+}
+
+/// Counts of free events that matched no namespace without tasks, for the
+/// debug log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct FreeCounts {
+    /// Numbers that match no namespace in the state: `/proc` entries, and
+    /// namespaces the state never saw.
+    unmatched: u64,
+    /// Frees from before the state was seeded, which are ignored.
+    before_seed: u64,
+    /// Numbers of namespaces that still have tasks in the state.
+    with_tasks: u64,
 }
 
 /// Tasks and namespaces as `--follow` currently believes them to be.
@@ -122,6 +155,14 @@ pub struct LiveState {
     defaults: Defaults,
     checks: Vec<PendingCheck>,
     mounts_dirty: bool,
+    /// CLOCK_BOOTTIME in nanoseconds when the state was seeded from a
+    /// snapshot. A free from before then may have given its inode number to
+    /// a namespace that the snapshot saw, so it is ignored.
+    seeded_boot_ns: u64,
+    /// Whether the `ns_free` hook reports namespaces being freed.
+    free_hook: bool,
+    free_counts: FreeCounts,
+    free_counts_logged: FreeCounts,
 }
 
 impl LiveState {
@@ -133,6 +174,10 @@ impl LiveState {
             defaults: inventory.defaults.clone(),
             checks: Vec::new(),
             mounts_dirty: false,
+            seeded_boot_ns: boot_time_ns(),
+            free_hook: false,
+            free_counts: FreeCounts::default(),
+            free_counts_logged: FreeCounts::default(),
         };
         for ns in inventory.namespaces.values() {
             let holders = ns
@@ -165,6 +210,14 @@ impl LiveState {
             }
         }
         state
+    }
+
+    /// Tells the state whether the `ns_free` hook is attached. With it, a
+    /// namespace that a liveness check finds gone waits briefly for its free
+    /// event, and on kernels that cannot check liveness (before Linux 6.18)
+    /// a namespace counts as alive until its free event arrives.
+    pub fn set_free_hook(&mut self, attached: bool) {
+        self.free_hook = attached;
     }
 
     /// Returns the number of namespaces in the state.
@@ -236,6 +289,7 @@ impl LiveState {
                 }
             }
             Change::Mount { .. } => self.mounts_dirty = true,
+            Change::FreeInum { inode, boot_ns } => self.free_inum(inode, boot_ns, out),
         }
         for e in &mut out[start..] {
             e.time = time;
@@ -356,7 +410,7 @@ impl LiveState {
             Some(ns) => match (ns.id, id) {
                 (Some(old), Some(new)) if old != new => {
                     let mut gone = Event::new(EventKind::Destroyed, Origin::Kernel, Some(NsRef { key, id: Some(old) }));
-                    gone.syscall = None;
+                    gone.cause = Some(Cause::Recycled);
                     out.push(gone);
                     self.checks.retain(|c| c.key != key);
                     self.namespaces.insert(key, LiveNs::new(id));
@@ -397,6 +451,8 @@ impl LiveState {
             attempt: 0,
             task,
             syscall: Some(syscall),
+            origin: Origin::Kernel,
+            awaiting_free: false,
         };
         match self.checks.iter_mut().find(|c| c.key == key) {
             Some(pending) => *pending = check,
@@ -438,8 +494,22 @@ impl LiveState {
                 continue;
             }
             let (id, no_holders) = (ns.id, ns.holders.is_empty());
-            match alive(check.key, id) {
-                Some(false) => self.destroy(check.key, check.task.take(), check.syscall, Origin::Kernel, out),
+            let alive = match alive(check.key, id) {
+                // Where liveness cannot be tested, the free event is the one
+                // sign of a free: until it arrives, the namespace is alive.
+                None if self.free_hook => Some(true),
+                alive => alive,
+            };
+            match alive {
+                Some(false) if self.free_hook && !check.awaiting_free => {
+                    check.awaiting_free = true;
+                    check.due = now + FREE_GRACE;
+                    self.checks.push(check);
+                }
+                Some(false) => {
+                    let (origin, task) = (check.origin, check.task.take());
+                    self.destroy(check.key, task, check.syscall, origin, Cause::Check, out);
+                }
                 Some(true) if check.attempt + 1 < CHECK_DELAYS.len() => {
                     check.attempt += 1;
                     check.due = now + CHECK_DELAYS[check.attempt];
@@ -449,11 +519,14 @@ impl LiveState {
                 // child that inherited this namespace may still be in it.
                 _ if self.adopt_members(check.key) => {}
                 Some(true) => self.pin(check.key, check.task.take(), check.syscall, out),
-                // NOTE: without nsfs file handles (before Linux 6.18) liveness
-                // cannot be tested directly; a namespace is then taken as
-                // pinned only while a known bind mount holds it, so one held
-                // by an fd is reported destroyed.
-                None if no_holders => self.destroy(check.key, check.task.take(), check.syscall, Origin::Kernel, out),
+                // NOTE: without nsfs file handles (before Linux 6.18) and
+                // without the ns_free hook, liveness cannot be tested. A
+                // namespace is then taken as pinned only while a known bind
+                // mount holds it, so one held by an fd is reported destroyed.
+                None if no_holders => {
+                    let (origin, task) = (check.origin, check.task.take());
+                    self.destroy(check.key, task, check.syscall, origin, Cause::Check, out);
+                }
                 None => self.pin(check.key, check.task.take(), check.syscall, out),
             }
         }
@@ -497,17 +570,21 @@ impl LiveState {
         task: Option<TaskInfo>,
         syscall: Option<&'static str>,
         origin: Origin,
+        cause: Cause,
         out: &mut Vec<Event>,
     ) {
         let Some(ns) = self.namespaces.remove(&key) else { return };
         let mut event = Event::new(EventKind::Destroyed, origin, Some(NsRef { key, id: ns.id }));
         event.task = task;
         event.syscall = syscall;
+        event.cause = Some(cause);
         out.push(event);
     }
 
     /// Checks every pinned namespace; those whose pin went away without an
-    /// event (an fd closed) are `destroyed`.
+    /// event (an fd closed) are `destroyed`. While the `ns_free` hook is
+    /// attached, a namespace found gone first waits [`FREE_GRACE`] for its
+    /// free event.
     pub fn recheck_pinned(&mut self, out: &mut Vec<Event>) {
         let pinned: Vec<(NsKey, Option<u64>)> = self
             .namespaces
@@ -517,10 +594,85 @@ impl LiveState {
             .map(|(k, ns)| (*k, ns.id))
             .collect();
         for (key, id) in pinned {
-            if alive(key, id) == Some(false) {
-                self.destroy(key, None, None, Origin::Check, out);
+            if alive(key, id) != Some(false) {
+                continue;
+            }
+            if self.free_hook {
+                self.checks.push(PendingCheck {
+                    key,
+                    due: Instant::now() + FREE_GRACE,
+                    attempt: 0,
+                    task: None,
+                    syscall: None,
+                    origin: Origin::Check,
+                    awaiting_free: true,
+                });
+            } else {
+                self.destroy(key, None, None, Origin::Check, Cause::Check, out);
             }
         }
+    }
+
+    /// Applies a free of inode number `inode`: every namespace of that number
+    /// without tasks is `destroyed` at once. While allocated, an inode number
+    /// belongs to one namespace or `/proc` entry, so the match is exact. A
+    /// pending liveness check of the namespace ends here, and its task and
+    /// system call describe the event.
+    fn free_inum(&mut self, inode: u64, boot_ns: u64, out: &mut Vec<Event>) {
+        if boot_ns <= self.seeded_boot_ns {
+            // The number may since belong to a namespace the snapshot saw.
+            // A namespace freed while the snapshot was taken is left to the
+            // liveness checks.
+            self.free_counts.before_seed += 1;
+            return;
+        }
+        let mut matched = false;
+        for ty in NsType::ALL {
+            let key = NsKey { ty, inode };
+            let Some(ns) = self.namespaces.get(&key) else {
+                continue;
+            };
+            matched = true;
+            if self.defaults.contains(key) {
+                continue;
+            }
+            if !ns.tasks.is_empty() {
+                // The state missed the departure of these tasks, and a rescan
+                // or their exit events will set it right.
+                self.free_counts.with_tasks += 1;
+                log::debug!(
+                    "inode number {inode} was freed, but {key} still has {} tasks in the state; ignoring the free",
+                    ns.tasks.len()
+                );
+                continue;
+            }
+            let (mut task, mut syscall) = (None, None);
+            if let Some(index) = self.checks.iter().position(|c| c.key == key) {
+                let check = self.checks.swap_remove(index);
+                (task, syscall) = (check.task, check.syscall);
+            }
+            self.destroy(key, task, syscall, Origin::Kernel, Cause::Freed, out);
+        }
+        if !matched {
+            self.free_counts.unmatched += 1;
+        }
+    }
+
+    /// Logs, at debug level, how many free events matched no namespace
+    /// without tasks since the last call. Called about once a second.
+    pub fn log_free_counts(&mut self) {
+        let (now, logged) = (self.free_counts, self.free_counts_logged);
+        if now == logged {
+            return;
+        }
+        log::debug!(
+            "ignored freed inode numbers: {} matched no namespace (removed /proc entries, or namespaces never seen), \
+             {} were freed before the snapshot, {} belonged to namespaces with tasks in the state",
+            now.unmatched - logged.unmatched,
+            now.before_seed - logged.before_seed,
+            now.with_tasks - logged.with_tasks
+        );
+        self.free_counts_logged = now;
     }
 
     /// Re-reads the nsfs bind mounts of every mount namespace and reports the
@@ -611,7 +763,9 @@ impl LiveState {
             let recycled = matches!((old.and_then(|o| o.id), ns.id), (Some(a), Some(b)) if a != b);
             if recycled {
                 let id = old.and_then(|o| o.id);
-                out.push(Event::new(EventKind::Destroyed, origin, Some(NsRef { key: *key, id })));
+                let mut destroyed = Event::new(EventKind::Destroyed, origin, Some(NsRef { key: *key, id }));
+                destroyed.cause = Some(Cause::Recycled);
+                out.push(destroyed);
             }
             if old.is_none() || recycled {
                 let mut event = Event::new(EventKind::Created, origin, Some(NsRef { key: *key, id: ns.id }));
@@ -646,11 +800,9 @@ impl LiveState {
         }
         for (key, ns) in &self.namespaces {
             if !new.namespaces.contains_key(key) {
-                out.push(Event::new(
-                    EventKind::Destroyed,
-                    origin,
-                    Some(NsRef { key: *key, id: ns.id }),
-                ));
+                let mut destroyed = Event::new(EventKind::Destroyed, origin, Some(NsRef { key: *key, id: ns.id }));
+                destroyed.cause = Some(Cause::Snapshot);
+                out.push(destroyed);
             }
         }
         // Tasks that changed namespaces since the last state, and new tasks
@@ -682,7 +834,11 @@ impl LiveState {
             e.time = time;
         }
         let checks = std::mem::take(&mut self.checks);
+        let (free_hook, free_counts, free_counts_logged) = (self.free_hook, self.free_counts, self.free_counts_logged);
         *self = new;
+        self.free_hook = free_hook;
+        self.free_counts = free_counts;
+        self.free_counts_logged = free_counts_logged;
         // Pending checks of namespaces still without tasks stay valid.
         self.checks = checks
             .into_iter()
@@ -700,6 +856,12 @@ impl LiveNs {
             state: NsState::InUse,
         }
     }
+}
+
+/// Returns CLOCK_BOOTTIME in nanoseconds, the clock of kernel event stamps.
+fn boot_time_ns() -> u64 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
 }
 
 /// Describes a task for an event.
@@ -829,5 +991,258 @@ pub fn alive(key: NsKey, id: Option<u64>) -> Option<bool> {
             log::debug!("liveness check of {key} (id {id}) failed: {err}");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discover::defaults::DefaultSource;
+
+    /// Boot time at which the test states were seeded.
+    const SEEDED_NS: u64 = 1_000_000;
+
+    fn net(inode: u64) -> NsKey {
+        NsKey { ty: NsType::Net, inode }
+    }
+
+    /// Returns a state with the namespaces `keys`, none of them with tasks,
+    /// no default namespace among them, and the `ns_free` hook attached.
+    fn state_with(keys: &[NsKey]) -> LiveState {
+        let namespaces = keys.iter().map(|key| (*key, LiveNs::new(None))).collect();
+        LiveState {
+            tasks: HashMap::new(),
+            namespaces,
+            defaults: Defaults {
+                inodes: [0; 8],
+                sources: [DefaultSource::FixedInode; 8],
+            },
+            checks: Vec::new(),
+            mounts_dirty: false,
+            seeded_boot_ns: SEEDED_NS,
+            free_hook: true,
+            free_counts: FreeCounts::default(),
+            free_counts_logged: FreeCounts::default(),
+        }
+    }
+
+    fn free(state: &mut LiveState, inode: u64, boot_ns: u64) -> Vec<Event> {
+        let mut out = Vec::new();
+        let change = Change::FreeInum { inode, boot_ns };
+        state.apply(
+            KernelEvent {
+                time: SystemTime::now(),
+                change,
+            },
+            &mut out,
+        );
+        out
+    }
+
+    #[test]
+    fn free_destroys_namespace_without_tasks() {
+        let key = net(4026532300);
+        let mut state = state_with(&[key, net(4026532301)]);
+
+        let events = free(&mut state, key.inode, SEEDED_NS + 1);
+
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].kind, EventKind::Destroyed);
+        assert_eq!(events[0].cause, Some(Cause::Freed));
+        assert_eq!(events[0].origin, Origin::Kernel);
+        assert_eq!(events[0].ns.map(|ns| ns.key), Some(key));
+        assert_eq!(state.namespace_count(), 1);
+    }
+
+    #[test]
+    fn free_ends_pending_check() {
+        let key = net(4026532300);
+        let mut state = state_with(&[key]);
+        let task = TaskInfo {
+            pid: 42,
+            tid: 42,
+            ..TaskInfo::default()
+        };
+        state.schedule_check(key, Some(task.clone()), "exit");
+
+        let events = free(&mut state, key.inode, SEEDED_NS + 1);
+
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].task, Some(task));
+        assert_eq!(events[0].syscall, Some("exit"));
+        assert_eq!(state.next_check(), None);
+    }
+
+    #[test]
+    fn free_before_seeding_is_ignored() {
+        let key = net(4026532300);
+        let mut state = state_with(&[key]);
+
+        let events = free(&mut state, key.inode, SEEDED_NS);
+
+        assert!(events.is_empty(), "{events:?}");
+        assert_eq!(state.namespace_count(), 1);
+        assert_eq!(state.free_counts.before_seed, 1);
+    }
+
+    #[test]
+    fn free_of_unknown_number_is_ignored() {
+        let mut state = state_with(&[net(4026532300)]);
+
+        let events = free(&mut state, 4026532999, SEEDED_NS + 1);
+
+        assert!(events.is_empty(), "{events:?}");
+        assert_eq!(state.namespace_count(), 1);
+        assert_eq!(state.free_counts.unmatched, 1);
+    }
+
+    #[test]
+    fn free_of_namespace_with_tasks_is_ignored() {
+        let key = net(4026532300);
+        let mut state = state_with(&[key]);
+        state.namespaces.get_mut(&key).unwrap().tasks.insert(7);
+
+        let events = free(&mut state, key.inode, SEEDED_NS + 1);
+
+        assert!(events.is_empty(), "{events:?}");
+        assert_eq!(state.namespace_count(), 1);
+        assert_eq!(state.free_counts.with_tasks, 1);
+    }
+
+    /// A net namespace id that no namespace has: ids count up from 1 and
+    /// are never reused.
+    const UNUSED_ID: u64 = u64::MAX - 1;
+
+    /// Returns whether this kernel and process can test liveness by id
+    /// (Linux 6.18+, as root); the tests below need it.
+    fn liveness_testable(test: &str) -> bool {
+        let testable = alive(net(4026532300), Some(UNUSED_ID)) == Some(false);
+        if !testable {
+            eprintln!("skipping {test}: needs root and a kernel that opens namespaces by id (Linux 6.18+)");
+        }
+        testable
+    }
+
+    /// Returns a state with one net namespace that is already gone, and a
+    /// liveness check due for it after the exit of PID 42.
+    fn state_with_gone_namespace(free_hook: bool) -> (LiveState, NsKey) {
+        let key = net(4026532300);
+        let mut state = state_with(&[key]);
+        state.free_hook = free_hook;
+        state.namespaces.get_mut(&key).unwrap().id = Some(UNUSED_ID);
+        let task = TaskInfo {
+            pid: 42,
+            tid: 42,
+            ..TaskInfo::default()
+        };
+        state.schedule_check(key, Some(task), "exit");
+        (state, key)
+    }
+
+    #[test]
+    fn gone_namespace_waits_for_free_event() {
+        if !liveness_testable("gone_namespace_waits_for_free_event") {
+            return;
+        }
+        let (mut state, key) = state_with_gone_namespace(true);
+        let now = Instant::now() + CHECK_DELAYS[0];
+        let mut events = Vec::new();
+
+        state.run_checks(now, &mut events);
+        assert!(events.is_empty(), "reported before the free event: {events:?}");
+        assert_eq!(state.next_check(), Some(now + FREE_GRACE));
+
+        let events = free(&mut state, key.inode, SEEDED_NS + 1);
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].cause, Some(Cause::Freed));
+        assert_eq!(events[0].syscall, Some("exit"));
+        assert_eq!(events[0].task.as_ref().map(|t| t.pid), Some(42));
+        assert_eq!(state.next_check(), None);
+    }
+
+    #[test]
+    fn gone_namespace_reported_without_free_event() {
+        if !liveness_testable("gone_namespace_reported_without_free_event") {
+            return;
+        }
+        let (mut state, _) = state_with_gone_namespace(true);
+        let now = Instant::now() + CHECK_DELAYS[0];
+        let mut events = Vec::new();
+
+        state.run_checks(now, &mut events);
+        state.run_checks(now + FREE_GRACE, &mut events);
+
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].kind, EventKind::Destroyed);
+        assert_eq!(events[0].cause, Some(Cause::Check));
+        assert_eq!(events[0].origin, Origin::Kernel);
+    }
+
+    #[test]
+    fn gone_namespace_reported_at_once_without_hook() {
+        if !liveness_testable("gone_namespace_reported_at_once_without_hook") {
+            return;
+        }
+        let (mut state, _) = state_with_gone_namespace(false);
+        let mut events = Vec::new();
+
+        state.run_checks(Instant::now() + CHECK_DELAYS[0], &mut events);
+
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].cause, Some(Cause::Check));
+        assert_eq!(events[0].syscall, Some("exit"));
+    }
+
+    #[test]
+    fn pinned_recheck_waits_for_free_event() {
+        if !liveness_testable("pinned_recheck_waits_for_free_event") {
+            return;
+        }
+        let key = net(4026532300);
+        let mut state = state_with(&[key]);
+        state.namespaces.get_mut(&key).unwrap().id = Some(UNUSED_ID);
+        let mut events = Vec::new();
+
+        state.recheck_pinned(&mut events);
+        assert!(events.is_empty(), "reported before the free event: {events:?}");
+        let due = state.next_check().expect("a check waits for the free event");
+        state.run_checks(due, &mut events);
+
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].cause, Some(Cause::Check));
+        assert_eq!(events[0].origin, Origin::Check);
+    }
+
+    /// Before Linux 6.18 nothing tests liveness, which a namespace without a
+    /// known id simulates here.
+    #[test]
+    fn namespace_without_id_lives_until_freed() {
+        let key = net(4026532300);
+        let mut state = state_with(&[key]);
+        state.schedule_check(key, None, "exit");
+        let mut events = Vec::new();
+
+        while let Some(due) = state.next_check() {
+            state.run_checks(due, &mut events);
+        }
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].kind, EventKind::Pinned);
+
+        let events = free(&mut state, key.inode, SEEDED_NS + 1);
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].kind, EventKind::Destroyed);
+        assert_eq!(events[0].cause, Some(Cause::Freed));
+    }
+
+    #[test]
+    fn free_of_default_namespace_is_ignored() {
+        let key = net(4026531833);
+        let mut state = state_with(&[key]);
+        state.defaults.inodes[NsType::Net.index()] = key.inode;
+
+        let events = free(&mut state, key.inode, SEEDED_NS + 1);
+
+        assert!(events.is_empty(), "{events:?}");
+        assert_eq!(state.namespace_count(), 1);
     }
 }

@@ -1,9 +1,11 @@
 //! The table of kernel hooks behind `listns --follow`.
 //!
 //! Each [`Hook`] lists ways to attach, best first. The loader uses the first
-//! whose programs all load and attach, and logs why the others did not. Every
-//! hook here works without kprobes, fentry or LSM programs, so the table also
-//! serves kernels that allow nothing but tracepoints.
+//! whose programs all load and attach, and logs why the others did not.
+//! Every hook but `ns_free` works with tracepoints alone, so the table also
+//! serves kernels that allow nothing but tracepoints. `ns_free` needs fentry
+//! or kprobes; without it, user space learns of freed namespaces from
+//! liveness checks.
 //!
 //! Every program also needs the ring buffer (Linux 5.8) and
 //! `bpf_ktime_get_boot_ns` (5.8), so 5.8 is the minimum for live tracing.
@@ -16,8 +18,9 @@
 //! path, are not available on every kernel. `TraceOptions::skip_hooks`
 //! trades the system call hooks for that overhead.
 //!
-//! NOTE: no hook reports the close of an nsfs fd or the kernel freeing a
-//! namespace, so user space learns of those only by rescanning.
+//! NOTE: no hook reports the close of an nsfs fd. Where `ns_free` attaches,
+//! it reports the kernel freeing the namespace behind the fd. Elsewhere user
+//! space learns of the free only by rechecking pinned namespaces.
 
 /// Attach point of a program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +31,12 @@ pub enum Target {
     BtfTracePoint { name: &'static str },
     /// A raw tracepoint: the tracepoint's C arguments as plain u64 values.
     RawTracePoint { name: &'static str },
+    /// The entry of a kernel function, through a BPF trampoline (fentry,
+    /// Linux 5.5+): the function's C arguments, typed by BTF.
+    FEntry { function: &'static str },
+    /// A kprobe on the entry of a kernel function: its arguments from the
+    /// saved registers. Needs a kernel built with `CONFIG_KPROBES`.
+    KProbe { function: &'static str },
 }
 
 impl std::fmt::Display for Target {
@@ -36,6 +45,8 @@ impl std::fmt::Display for Target {
             Target::TracePoint { category, name } => write!(f, "tracepoint/{category}/{name}"),
             Target::BtfTracePoint { name } => write!(f, "tp_btf/{name}"),
             Target::RawTracePoint { name } => write!(f, "raw_tp/{name}"),
+            Target::FEntry { function } => write!(f, "fentry/{function}"),
+            Target::KProbe { function } => write!(f, "kprobe/{function}"),
         }
     }
 }
@@ -67,6 +78,10 @@ pub struct Hook {
     pub attachments: &'static [Attachment],
     /// Description of what goes unseen when no attachment works.
     pub without: &'static str,
+    /// Whether user space finds what the hook reports later on its own (by
+    /// a liveness check), so that a missing hook is logged at info level
+    /// instead of as a warning.
+    pub optional: bool,
 }
 
 const fn tracepoint(name: &'static str, category: &'static str, tracepoint: &'static str) -> Program {
@@ -142,6 +157,7 @@ pub const HOOKS: &[Hook] = &[
             },
         ],
         without: "namespaces created by clone are seen only when a member unshares, setns, execs or exits",
+        optional: false,
     },
     Hook {
         name: "unshare",
@@ -151,6 +167,7 @@ pub const HOOKS: &[Hook] = &[
             min_kernel: (4, 7),
         }],
         without: "namespaces created by unshare go unseen until a rescan",
+        optional: false,
     },
     Hook {
         name: "setns",
@@ -160,6 +177,7 @@ pub const HOOKS: &[Hook] = &[
             min_kernel: (4, 7),
         }],
         without: "threads entering other namespaces go unseen until a rescan",
+        optional: false,
     },
     Hook {
         name: "exec",
@@ -169,6 +187,7 @@ pub const HOOKS: &[Hook] = &[
             min_kernel: (4, 7),
         }],
         without: "time namespaces entered on exec and new command names go unseen",
+        optional: false,
     },
     Hook {
         name: "exit",
@@ -178,6 +197,7 @@ pub const HOOKS: &[Hook] = &[
             min_kernel: (4, 7),
         }],
         without: "namespaces left or freed by exiting tasks are seen only on a rescan",
+        optional: false,
     },
     Hook {
         name: "mount",
@@ -187,6 +207,7 @@ pub const HOOKS: &[Hook] = &[
             min_kernel: (4, 7),
         }],
         without: "nsfs bind mounts made with mount(2) are seen only on a rescan",
+        optional: false,
     },
     Hook {
         name: "move_mount",
@@ -196,6 +217,7 @@ pub const HOOKS: &[Hook] = &[
             min_kernel: (5, 2),
         }],
         without: "nsfs bind mounts made with the new mount API are seen only on a rescan",
+        optional: false,
     },
     Hook {
         name: "umount",
@@ -205,6 +227,36 @@ pub const HOOKS: &[Hook] = &[
             min_kernel: (4, 7),
         }],
         without: "removed nsfs bind mounts are seen only on a rescan",
+        optional: false,
+    },
+    Hook {
+        name: "ns_free",
+        observes: "namespaces the kernel frees (proc_free_inum gives back their inode numbers), also those \
+                   that only an fd, a socket or a child namespace held",
+        attachments: &[
+            Attachment {
+                programs: &[Program {
+                    name: "fentry_proc_free_inum",
+                    target: Target::FEntry {
+                        function: "proc_free_inum",
+                    },
+                }],
+                min_kernel: (5, 5),
+            },
+            Attachment {
+                programs: &[Program {
+                    name: "kprobe_proc_free_inum",
+                    target: Target::KProbe {
+                        function: "proc_free_inum",
+                    },
+                }],
+                min_kernel: (4, 1),
+            },
+        ],
+        without: "a namespace that no task holds is reported destroyed by liveness checks alone: on Linux \
+                  6.18+ up to a second after the kernel freed it, and on older kernels as soon as its last \
+                  task leaves unless a known bind mount holds it",
+        optional: true,
     },
 ];
 
@@ -224,6 +276,19 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), count);
+    }
+
+    #[test]
+    fn ns_free_prefers_fentry_to_kprobe() {
+        let hook = HOOKS.iter().find(|hook| hook.name == "ns_free").expect("ns_free row");
+        let targets: Vec<String> = hook
+            .attachments
+            .iter()
+            .flat_map(|attachment| attachment.programs.iter())
+            .map(|program| program.target.to_string())
+            .collect();
+        assert_eq!(targets, ["fentry/proc_free_inum", "kprobe/proc_free_inum"]);
+        assert!(hook.optional);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use aya::maps::{PerCpuArray, RingBuf};
-use aya::programs::{BtfTracePoint, RawTracePoint, TracePoint};
+use aya::programs::{BtfTracePoint, FEntry, KProbe, RawTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use listns_common::trace::KernelOffsets;
 
@@ -100,6 +100,13 @@ impl HookStatus {
 }
 
 impl Tracer {
+    /// Returns whether the hook named `name` (from [`HOOKS`]) is attached.
+    pub fn hook_attached(&self, name: &str) -> bool {
+        self.hooks
+            .iter()
+            .any(|status| status.hook.name == name && status.attached.is_some())
+    }
+
     /// Resolves offsets, loads the eBPF object and attaches every hook it can.
     /// Fails only when nothing could be attached or the object itself does
     /// not load. A hook that does not attach is logged and reported in
@@ -134,12 +141,12 @@ impl Tracer {
             ensure_tracefs()?;
         }
 
-        // aya parses the kernel's BTF for its own use (tp_btf attach points);
-        // one parse serves the loader and the programs.
+        // aya parses the kernel's BTF for its own use (tp_btf and fentry
+        // attach points); one parse serves the loader and the programs.
         let btf = match Btf::from_sys_fs() {
             Ok(btf) => Some(btf),
             Err(err) => {
-                log::warn!("aya cannot parse the kernel's BTF ({err}); tp_btf programs will not load");
+                log::warn!("aya cannot parse the kernel's BTF ({err}); tp_btf and fentry programs will not load");
                 None
             }
         };
@@ -225,13 +232,28 @@ fn attach_hook(ebpf: &mut Ebpf, hook: &'static Hook, btf: Option<&Btf>, skip_pro
                 let (major, minor) = attachment.min_kernel;
                 let first = attachment.programs.first().map_or("", |p| p.name);
                 let message = format!("{first} (needs Linux {major}.{minor}+): {err:#}");
-                log::warn!("hook {}: cannot attach {message}", hook.name);
+                log::log!(missing_level(hook), "hook {}: cannot attach {message}", hook.name);
                 status.failures.push(message);
             }
         }
     }
-    log::warn!("hook {} is not attached, so {}", hook.name, hook.without);
+    log::log!(
+        missing_level(hook),
+        "hook {} is not attached, so {}",
+        hook.name,
+        hook.without
+    );
     status
+}
+
+/// Returns the log level for a hook or attachment that failed: a warning,
+/// unless user space finds the same facts later without the hook.
+pub(crate) fn missing_level(hook: &Hook) -> log::Level {
+    if hook.optional {
+        log::Level::Info
+    } else {
+        log::Level::Warn
+    }
 }
 
 /// Loads and attaches every program of an attachment; on failure, unloads
@@ -283,6 +305,27 @@ fn attach_program(ebpf: &mut Ebpf, program: &Program, btf: Option<&Btf>) -> Resu
             tp.attach(tracepoint)
                 .with_context(|| format!("cannot attach {name} to raw_tp/{tracepoint}"))?;
         }
+        Target::FEntry { function } => {
+            let kernel_btf = btf.context("fentry programs need the kernel's BTF, which aya could not parse")?;
+            let fentry: &mut FEntry = loaded
+                .try_into()
+                .with_context(|| format!("{name} is not an fentry program"))?;
+            fentry
+                .load(function, kernel_btf)
+                .with_context(|| format!("cannot load {name} for fentry/{function}"))?;
+            fentry
+                .attach()
+                .with_context(|| format!("cannot attach {name} to fentry/{function}"))?;
+        }
+        Target::KProbe { function } => {
+            let kprobe: &mut KProbe = loaded
+                .try_into()
+                .with_context(|| format!("{name} is not a kprobe program"))?;
+            kprobe.load().with_context(|| format!("cannot load {name}"))?;
+            kprobe
+                .attach(function, 0)
+                .with_context(|| format!("cannot attach {name} to kprobe/{function}"))?;
+        }
     }
     Ok(())
 }
@@ -295,6 +338,8 @@ fn unload_program(ebpf: &mut Ebpf, program: &Program) {
         Target::TracePoint { .. } => <&mut TracePoint>::try_from(loaded).map(|p| p.unload()),
         Target::BtfTracePoint { .. } => <&mut BtfTracePoint>::try_from(loaded).map(|p| p.unload()),
         Target::RawTracePoint { .. } => <&mut RawTracePoint>::try_from(loaded).map(|p| p.unload()),
+        Target::FEntry { .. } => <&mut FEntry>::try_from(loaded).map(|p| p.unload()),
+        Target::KProbe { .. } => <&mut KProbe>::try_from(loaded).map(|p| p.unload()),
     };
     // NotLoaded is expected for the program whose load failed.
     if let Ok(Err(err)) = result {
