@@ -192,13 +192,12 @@ impl Iterators {
     }
 
     /// Starts one walk of each iterator. Reads the task and file walks to
-    /// their end, the file walk on a second thread, and leaves the
+    /// their end, the file walk on a second thread, then leaves the
     /// command-line walk running on a third.
     pub fn read(&mut self) -> Result<IterRead> {
         let start = Instant::now();
         let [tasks, files, cmdlines] = [0, 1, 2].map(|walk| self.start_walk(walk));
         let (tasks, files, cmdlines) = (tasks?, files?, cmdlines?);
-        let cmdlines = CmdlineWalk(std::thread::spawn(|| read_all(cmdlines, "command-line")));
         let (tasks, files) = std::thread::scope(|scope| {
             let files = scope.spawn(|| read_all(files, "file"));
             let tasks = read_all(tasks, "task");
@@ -207,6 +206,9 @@ impl Iterators {
                 .map_err(|_| anyhow::anyhow!("the file iterator's reader thread panicked"))?;
             Ok::<_, anyhow::Error>((tasks?, files?))
         })?;
+        // Started only now, so that it does not take a CPU from the walks
+        // above; it overlaps with the rest of the snapshot instead.
+        let cmdlines = CmdlineWalk(std::thread::spawn(|| read_all(cmdlines, "command-line")));
         Ok(IterRead {
             tasks: decode(&tasks.0)?,
             files: decode(&files.0)?,

@@ -123,7 +123,7 @@ pub fn print_targets(configurations: &[Configuration]) {
         .max()
         .unwrap_or_default();
     println!(
-        "- {largest} tasks: the iterators are read in {:.1} ms (median, slower shape; all three iterators, files included); target within {TARGET_ITER_READ_MS} ms: {}",
+        "- {largest} tasks: the iterators are read in {:.1} ms (median, slower shape; task and file walks in parallel, the command-line walk runs on in the background); target within {TARGET_ITER_READ_MS} ms: {}",
         millis(slowest_read),
         verdict(millis(slowest_read) <= TARGET_ITER_READ_MS),
     );
