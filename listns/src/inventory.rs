@@ -193,10 +193,10 @@ fn pick_route(route: Route) -> Result<(), String> {
     }
 }
 
-/// The iterator route's task and fd sources. A process that `/proc` listed
-/// before the iterators ran, that they did not visit and that still exists
-/// is read through `/proc` and counted as a problem: on some hardened
-/// kernels the iterators skip PID 1.
+/// Reads tasks and fds through the BPF iterators. A process that `/proc`
+/// listed before the iterators ran, that they did not visit and that still
+/// exists is read through `/proc` and counted as a problem, because on some
+/// hardened kernels the iterators skip PID 1.
 fn scan_iter_tasks(
     found: &mut Found,
     defaults: &Defaults,
