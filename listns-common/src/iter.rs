@@ -88,9 +88,14 @@ pub struct CmdlineHeader {
     pub tgid: u32,
     /// Bytes that follow, at most [`CMDLINE_MAX`].
     pub len: u16,
-    /// 0, or the negative errno of `bpf_copy_from_user_task`, when `len` is 0.
+    /// 0; [`CMDLINE_TRUNCATED`] when the command line is longer than
+    /// [`CMDLINE_MAX`] and only its start follows; or the negative errno of
+    /// `bpf_copy_from_user_task`, when `len` is 0.
     pub error: i16,
 }
+
+/// [`CmdlineHeader::error`] of a command line cut at [`CMDLINE_MAX`] bytes.
+pub const CMDLINE_TRUNCATED: i16 = 1;
 
 const _: () = assert!(size_of::<TaskRecord>() == 168);
 const _: () = assert!(size_of::<CmdlineHeader>() == 8);

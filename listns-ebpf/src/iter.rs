@@ -19,8 +19,8 @@ use aya_ebpf::macros::map;
 use aya_ebpf::maps::PerCpuArray;
 use listns_common::NsType;
 use listns_common::iter::{
-    CMDLINE_MAX, CmdlineHeader, FILE_NSFS, FILE_SOCKET, FILE_TUN, FileRecord, TASK_EXITING, TASK_KTHREAD,
-    TASK_PENDING_PID_NS, TASK_ZOMBIE, TaskRecord,
+    CMDLINE_MAX, CMDLINE_TRUNCATED, CmdlineHeader, FILE_NSFS, FILE_SOCKET, FILE_TUN, FileRecord, TASK_EXITING,
+    TASK_KTHREAD, TASK_PENDING_PID_NS, TASK_ZOMBIE, TaskRecord,
 };
 use listns_common::trace::SLOT_PID_FOR_CHILDREN;
 
@@ -315,8 +315,10 @@ pub extern "C" fn listns_iter_cmdline(ctx: *const TaskContext) -> i32 {
         return 0;
     };
     let mut len = end - start;
+    let mut truncated = 0;
     if len > CMDLINE_MAX as u64 {
         len = CMDLINE_MAX as u64;
+        truncated = CMDLINE_TRUNCATED;
     }
     // SAFETY: `record` points to this CPU's slot, `len` is at most the size
     // of its byte array, and the helper checks the user address.
@@ -332,7 +334,7 @@ pub extern "C" fn listns_iter_cmdline(ctx: *const TaskContext) -> i32 {
             CmdlineHeader {
                 tgid,
                 len: len as u16,
-                error: 0,
+                error: truncated,
             }
         } else {
             len = 0;

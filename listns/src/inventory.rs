@@ -124,10 +124,11 @@ pub fn scan_with(route: Route) -> anyhow::Result<Inventory> {
     let defaults = Defaults::detect();
     let mut found = Found::default();
 
-    if route == Route::Iter && !crate::trace::load::may_load_bpf() {
+    if route == Route::Iter
+        && let Some(why) = iterators_unavailable()
+    {
         anyhow::bail!(
-            "--route iter needs root (CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON) to load BPF iterators; \
-             run listns as root or use --route proc"
+            "--route iter cannot load BPF iterators {why}; run listns as root on the host or use --route proc"
         );
     }
     let mut cmdlines = None;
@@ -143,12 +144,15 @@ pub fn scan_with(route: Route) -> anyhow::Result<Inventory> {
             Err(err) => {
                 log::warn!("the BPF iterator route failed, so the snapshot reads /proc: {err:#}");
                 found = Found::default();
+                found.note(format!(
+                    "snapshot route: /proc, because the BPF iterators failed: {err:#}"
+                ));
                 scan_proc_tasks(&mut found, &defaults)?;
                 "proc"
             }
         },
         Err(why) => {
-            log::info!("snapshot route: /proc, {why}");
+            found.note(format!("snapshot route: /proc, {why}"));
             scan_proc_tasks(&mut found, &defaults)?;
             "proc"
         }
@@ -179,18 +183,39 @@ fn pick_route(route: Route) -> Result<(), String> {
     match route {
         Route::Proc => Err("as requested".into()),
         Route::Iter => Ok(()),
-        Route::Auto if crate::trace::load::EBPF_OBJECT.is_empty() => {
-            Err("because this listns was built without its eBPF programs".into())
-        }
-        Route::Auto if !crate::trace::load::may_load_bpf() => {
-            Err("because BPF iterators need root (CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON)".into())
-        }
-        Route::Auto if !std::path::Path::new(crate::trace::offsets::VMLINUX_BTF).exists() => Err(format!(
-            "because {} is missing, which BPF iterators need (CONFIG_DEBUG_INFO_BTF)",
-            crate::trace::offsets::VMLINUX_BTF
-        )),
-        Route::Auto => Ok(()),
+        Route::Auto => match iterators_unavailable() {
+            Some(why) => Err(why),
+            None => Ok(()),
+        },
     }
+}
+
+/// Inode number of the initial user namespace, fixed on every kernel
+/// (`PROC_USER_INIT_INO`).
+const INITIAL_USER_NS_INODE: u64 = 0xEFFF_FFFD;
+
+/// Returns why the BPF iterators cannot load here, or `None` when they may.
+fn iterators_unavailable() -> Option<String> {
+    if crate::trace::load::EBPF_OBJECT.is_empty() {
+        return Some("because this listns was built without its eBPF programs".into());
+    }
+    if !crate::trace::load::may_load_bpf() {
+        return Some("because BPF iterators need root (CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON)".into());
+    }
+    // Capabilities count for BPF only in the initial user namespace.
+    let own_user_ns = rustix::fs::stat("/proc/self/ns/user").map(|st| st.st_ino);
+    if own_user_ns.is_ok_and(|inode| inode != INITIAL_USER_NS_INODE) {
+        return Some(
+            "because listns runs in a user namespace other than the initial one, where BPF is not allowed".into(),
+        );
+    }
+    let btf = crate::trace::offsets::VMLINUX_BTF;
+    if !std::path::Path::new(btf).exists() {
+        return Some(format!(
+            "because {btf} is missing, which BPF iterators need (CONFIG_DEBUG_INFO_BTF)"
+        ));
+    }
+    None
 }
 
 /// Reads tasks and fds through the BPF iterators. A process that `/proc`
@@ -209,12 +234,7 @@ fn scan_iter_tasks(
     } else {
         "the default where they can run (--route proc reads /proc instead)"
     };
-    log::info!(
-        "snapshot route: BPF iterators, {why}; {} tasks read in {:.1} ms after {:.1} ms of loading",
-        read.tasks.len(),
-        read.read_time.as_secs_f64() * 1e3,
-        read.load_time.as_secs_f64() * 1e3
-    );
+    found.note(format!("snapshot route: BPF iterators, {why}"));
     let (visited, cmdlines) = discover::iter::scan(found, defaults, read)?;
     let unvisited: BTreeSet<i32> = listed
         .into_iter()

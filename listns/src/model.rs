@@ -253,3 +253,33 @@ impl Task {
         self.pid == self.tid
     }
 }
+
+/// Splits the contents of `/proc/PID/cmdline` into arguments. Each argument
+/// ends with a NUL byte; empty arguments are kept, and bytes after the last
+/// NUL (a process that overwrote its arguments) form a last argument.
+pub fn split_cmdline(bytes: &[u8]) -> Vec<String> {
+    let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    bytes
+        .split(|&b| b == 0)
+        .map(|arg| String::from_utf8_lossy(arg).into_owned())
+        .collect()
+}
+
+#[cfg(test)]
+mod cmdline_tests {
+    use super::split_cmdline;
+
+    #[test]
+    fn split_cmdline_keeps_empty_arguments() {
+        assert_eq!(
+            split_cmdline(b"python3\x00a\x00\x00b\x00\x00"),
+            ["python3", "a", "", "b", ""]
+        );
+        assert_eq!(split_cmdline(b"sleep\x00600\x00"), ["sleep", "600"]);
+        assert_eq!(split_cmdline(b"title without nul"), ["title without nul"]);
+        assert!(split_cmdline(b"").is_empty());
+    }
+}

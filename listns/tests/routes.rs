@@ -226,6 +226,14 @@ sys.stdin.read()
     // unshare commands exec, so the PID ends up being the sleep.
     let nested = Proc::spawn_until_comm("unshare", &["-U", "-r", "unshare", "-U", "-r", "sleep", "600"], "sleep");
 
+    // A command line longer than the iterator copies, with empty arguments.
+    let long_arg = "y".repeat(10_000);
+    let long_cmdline = Proc::python(
+        "import sys; print('ready', flush=True); sys.stdin.read()",
+        &[&long_arg, "", "x", ""],
+    );
+    long_cmdline.read_line();
+
     let listed_before = listed_pids();
     let iter = inventory::scan_with(Route::Iter).unwrap_or_else(|e| panic!("iterator route failed: {e:#}"));
     let proc = inventory::scan_with(Route::Proc).unwrap_or_else(|e| panic!("/proc route failed: {e:#}"));
@@ -345,6 +353,7 @@ sys.stdin.read()
         nested.pid(),
     ];
     fixtures.extend(tun_holder.as_ref().map(Proc::pid));
+    fixtures.push(long_cmdline.pid());
     for pid in fixtures {
         let cmdline = |inventory: &Inventory| {
             inventory
@@ -364,6 +373,22 @@ sys.stdin.read()
             "command line of PID {pid} (left: iterators, right: /proc)"
         );
     }
+
+    let long = iter
+        .tasks
+        .iter()
+        .find(|t| t.pid == long_cmdline.pid() && t.is_leader())
+        .expect("the long command line's process");
+    assert!(
+        long.cmdline.iter().any(|arg| arg == &long_arg),
+        "the 10,000-byte argument is missing or cut: {:?}",
+        long.cmdline.iter().map(String::len).collect::<Vec<_>>()
+    );
+    assert!(
+        long.cmdline.ends_with(&[String::new(), "x".into(), String::new()]),
+        "empty arguments are missing: {:?}",
+        &long.cmdline[long.cmdline.len().saturating_sub(3)..]
+    );
 
     // A process that /proc listed before the iterators ran, and that still
     // exists, is in the iterator snapshot too, even where the iterators

@@ -20,8 +20,8 @@ use anyhow::{Context, Result, bail};
 use aya::programs::Iter;
 use aya::{Btf, Ebpf, EbpfLoader, Endianness};
 use listns_common::iter::{
-    CMDLINE_MAX, CmdlineHeader, FILE_NSFS, FILE_SOCKET, FILE_TUN, FileRecord, TASK_KTHREAD, TASK_PENDING_PID_NS,
-    TASK_ZOMBIE, TaskRecord,
+    CMDLINE_MAX, CMDLINE_TRUNCATED, CmdlineHeader, FILE_NSFS, FILE_SOCKET, FILE_TUN, FileRecord, TASK_KTHREAD,
+    TASK_PENDING_PID_NS, TASK_ZOMBIE, TaskRecord,
 };
 use listns_common::trace::{SLOT_PID_FOR_CHILDREN, SLOT_TIME_FOR_CHILDREN};
 
@@ -82,13 +82,20 @@ pub fn decode<T: Record>(bytes: &[u8]) -> Result<Vec<T>> {
     Ok(records)
 }
 
-/// Command lines by PID, and the PIDs whose copy failed with their errno.
-type Cmdlines = (HashMap<i32, Vec<String>>, Vec<(i32, i32)>);
+/// What the command-line walk returned.
+#[derive(Debug, Default)]
+pub struct Cmdlines {
+    /// Command line of each process with a memory map.
+    pub by_pid: HashMap<i32, Vec<String>>,
+    /// Processes whose command line could not be copied, with the errno.
+    pub errors: Vec<(i32, i32)>,
+    /// Processes whose command line is longer than the walk copies.
+    pub truncated: Vec<i32>,
+}
 
 /// Decodes the variable-length records of the command-line iterator.
 pub fn decode_cmdlines(mut bytes: &[u8]) -> Result<Cmdlines> {
-    let mut cmdlines = HashMap::new();
-    let mut errors = Vec::new();
+    let mut cmdlines = Cmdlines::default();
     while !bytes.is_empty() {
         let Some((head, rest)) = bytes.split_at_checked(size_of::<CmdlineHeader>()) else {
             bail!(
@@ -106,18 +113,16 @@ pub fn decode_cmdlines(mut bytes: &[u8]) -> Result<Cmdlines> {
             );
         }
         let (text, rest) = rest.split_at(len);
-        if header.error != 0 {
-            errors.push((header.tgid as i32, -i32::from(header.error)));
+        let pid = header.tgid as i32;
+        match header.error {
+            0 => {}
+            CMDLINE_TRUNCATED => cmdlines.truncated.push(pid),
+            error => cmdlines.errors.push((pid, -i32::from(error))),
         }
-        let args = text
-            .split(|&b| b == 0)
-            .filter(|arg| !arg.is_empty())
-            .map(|arg| String::from_utf8_lossy(arg).into_owned())
-            .collect();
-        cmdlines.insert(header.tgid as i32, args);
+        cmdlines.by_pid.insert(pid, crate::model::split_cmdline(text));
         bytes = rest;
     }
-    Ok((cmdlines, errors))
+    Ok(cmdlines)
 }
 
 /// The iterator programs and the kernel function each one attaches to.
@@ -364,21 +369,30 @@ pub fn add_cmdlines(found: &mut Found, walk: CmdlineWalk) {
         .map_err(|_| anyhow::anyhow!("the command-line iterator's reader thread panicked"))
         .and_then(|read| read)
         .and_then(|(bytes, time)| Ok((decode_cmdlines(&bytes)?, time)));
-    let ((mut cmdlines, errors), time) = match result {
+    let (mut cmdlines, time) = match result {
         Ok(read) => read,
         Err(err) => {
             found.note(format!("command lines: not read: {err:#}"));
             return;
         }
     };
-    for (pid, errno) in errors {
+    for &(pid, errno) in &cmdlines.errors {
         found
             .problems
             .record("command line", pid, &io::Error::from_raw_os_error(errno));
     }
-    let count = cmdlines.len();
+    // The walk copies the first CMDLINE_MAX bytes; /proc has the rest.
+    for &pid in &cmdlines.truncated {
+        match std::fs::read(format!("/proc/{pid}/cmdline")) {
+            Ok(bytes) => {
+                cmdlines.by_pid.insert(pid, crate::model::split_cmdline(&bytes));
+            }
+            Err(err) => found.problems.record("command line", pid, &err),
+        }
+    }
+    let count = cmdlines.by_pid.len();
     for task in found.tasks.iter_mut().filter(|t| t.is_leader() && t.cmdline.is_empty()) {
-        if let Some(cmdline) = cmdlines.remove(&task.pid) {
+        if let Some(cmdline) = cmdlines.by_pid.remove(&task.pid) {
             task.cmdline = cmdline;
         }
     }
@@ -590,16 +604,18 @@ mod tests {
     fn decode_cmdline_records() {
         let mut bytes = cmdline_record(10, b"sleep\x00600\x00", 0);
         bytes.extend(cmdline_record(11, b"", -14));
-        bytes.extend(cmdline_record(12, b"a\0\0b", 0));
-        let (cmdlines, errors) = decode_cmdlines(&bytes).unwrap();
-        assert_eq!(cmdlines[&10], ["sleep", "600"]);
-        assert!(cmdlines[&11].is_empty());
+        bytes.extend(cmdline_record(12, b"a\x00\x00b\x00", 0));
+        bytes.extend(cmdline_record(13, b"long\x00", CMDLINE_TRUNCATED));
+        let cmdlines = decode_cmdlines(&bytes).unwrap();
+        assert_eq!(cmdlines.by_pid[&10], ["sleep", "600"]);
+        assert!(cmdlines.by_pid[&11].is_empty());
         assert_eq!(
-            cmdlines[&12],
-            ["a", "b"],
-            "empty arguments are dropped, as on the /proc route"
+            cmdlines.by_pid[&12],
+            ["a", "", "b"],
+            "empty arguments are kept, as on the /proc route"
         );
-        assert_eq!(errors, [(11, 14)]);
+        assert_eq!(cmdlines.errors, [(11, 14)]);
+        assert_eq!(cmdlines.truncated, [13]);
     }
 
     #[test]
@@ -608,7 +624,7 @@ mod tests {
         bytes.truncate(bytes.len() - 1);
         assert!(decode_cmdlines(&bytes).is_err(), "record shorter than its length");
         assert!(decode_cmdlines(&bytes[..4]).is_err(), "partial header");
-        assert!(decode_cmdlines(&[]).unwrap().0.is_empty());
+        assert!(decode_cmdlines(&[]).unwrap().by_pid.is_empty());
     }
 
     #[test]

@@ -277,10 +277,7 @@ pub(super) fn read_cmdline(dir: &OwnedFd, buf: &mut Vec<u8>) -> Vec<String> {
     if read_file(dir, "cmdline", buf).is_err() {
         return Vec::new();
     }
-    buf.split(|&b| b == 0)
-        .filter(|arg| !arg.is_empty())
-        .map(|arg| String::from_utf8_lossy(arg).into_owned())
-        .collect()
+    crate::model::split_cmdline(buf)
 }
 
 /// Reads the namespace links of one task. Errors are counted once per task.

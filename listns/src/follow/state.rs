@@ -968,13 +968,7 @@ fn read_task(pid: i32, tid: i32) -> Option<Task> {
 /// Reads a process's command line; empty if it is gone already.
 fn read_cmdline(pid: i32) -> Vec<String> {
     std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|bytes| {
-            bytes
-                .split(|&b| b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect()
-        })
+        .map(|bytes| crate::model::split_cmdline(&bytes))
         .unwrap_or_default()
 }
 
