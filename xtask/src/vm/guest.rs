@@ -85,6 +85,8 @@ pub fn common_tree(tests: &[TestBinary], listns: &Path, settings: &Settings) -> 
         ("/tmp", 0o1777),
         ("/root", 0o700),
         ("/var", 0o755),
+        // /init moves a bind mount of the initramfs here onto /.
+        ("/newroot", 0o755),
     ] {
         rootfs.add_directory(Path::new(dir), permissions)?;
     }

@@ -20,6 +20,19 @@
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root
 
+# A distribution's root file system is mounted over the initramfs (rootfs),
+# which stays the root mount of the initial mount namespace, and switch_root
+# or run-init changes the process root to it. Some kernel interfaces (such as
+# listmount from LSMT_ROOT, or pivot_root) tell the two apart. A bind mount of
+# the initramfs moved over / and a chroot into it give the same layout
+# without copying the tree.
+if [ "$1" != --moved-root ]; then
+	busybox mount --bind / /newroot
+	cd /newroot
+	busybox mount --move . /
+	exec busybox chroot . /init --moved-root
+fi
+
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
