@@ -71,7 +71,8 @@ pub struct Options {
     test_threads: Option<usize>,
 
     /// Seconds after which one test binary is stopped and its unfinished tests count as not run.
-    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    /// The slowest binary, `follow`, took 750 s on Debian's 6.1 under TCG on 2 host cores.
+    #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
     test_timeout: u64,
 
     /// Seconds after which the VM of one kernel is killed. Default: --test-timeout
@@ -184,11 +185,14 @@ pub fn run(options: &Options) -> Result<()> {
         .map(|run| run.kernel.as_str())
         .collect();
     if !failed.is_empty() {
-        bail!(
-            "tests failed on {}: see the tables above and the logs in {}",
+        // A failed test is a result, not an error of this task, so it ends
+        // with a status and without anyhow's error report.
+        eprintln!(
+            "xtask vm: tests failed on {}: see the tables above and the logs in {}",
             failed.join(", "),
             vm_dir.display()
         );
+        std::process::exit(1);
     }
     Ok(())
 }
