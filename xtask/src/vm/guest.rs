@@ -16,8 +16,12 @@ use crate::setup::{self, Tool};
 use crate::system;
 
 /// Commands that the tests and `/init` run in the guest, copied from the
-/// host. busybox provides every other command, `sh` included.
+/// host. busybox provides every other command.
 pub const GUEST_TOOLS: &[Tool] = &[
+    // Debian's busybox shell runs its own applets in place of the commands
+    // on PATH (`sh -c 'unshare -n true'` would run busybox's unshare), so
+    // /bin/sh is the host's, as it is for the tests on the host.
+    Tool::new("sh", "dash"),
     Tool::new("unshare", "util-linux"),
     Tool::new("nsenter", "util-linux"),
     Tool::new("lsns", "util-linux"),
@@ -29,7 +33,7 @@ pub const GUEST_TOOLS: &[Tool] = &[
     Tool::new("sleep", "coreutils"),
     Tool::new("true", "coreutils"),
     Tool::new("seq", "coreutils"),
-    // Exits with 124 on a timeout, which /init reports; busybox's does not.
+    // Exits with 124 on a timeout, which /init reports, and busybox's with 143.
     Tool::new("timeout", "coreutils"),
     Tool::new("busybox", "busybox-static"),
 ];

@@ -1,6 +1,6 @@
 #!/bin/sh
-# /init of the test VM that `cargo xtask vm` boots, run by busybox sh as
-# PID 1 from the initramfs. It mounts what the listns tests expect of a
+# /init of the test VM that `cargo xtask vm` boots, run as PID 1 from the
+# initramfs by the host's /bin/sh (dash on Debian). It mounts what the listns tests expect of a
 # distribution, loads the modules they need, runs each test binary and powers
 # the VM off.
 #
