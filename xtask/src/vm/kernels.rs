@@ -47,7 +47,8 @@ pub const KERNELS: &[Kernel] = &[
             package_pattern: r"^linux-image-6\.12\.[0-9]+\+deb12-amd64-unsigned$",
         },
         reason: "Debian 12 backports and Debian 13; has kprobe.multi, listmount, NS_MNT_GET_NEXT and the \
-                 pidfd namespace ioctls, lacks NS_GET_ID and nsfs file handles",
+                 pidfd namespace ioctls, lacks NS_GET_ID and nsfs file handles, and allocates net and mnt \
+                 inode numbers dynamically",
     },
 ];
 

@@ -71,7 +71,7 @@ pub struct Options {
     test_threads: Option<usize>,
 
     /// Seconds after which one test binary is stopped and its unfinished tests count as not run.
-    /// The slowest binary, `follow`, took 750 s on Debian's 6.1 under TCG on 2 host cores.
+    /// The slowest binaries, `follow` and `trace`, took up to 750 s on Debian's 6.1 under TCG on 2 host cores.
     #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
     test_timeout: u64,
 
