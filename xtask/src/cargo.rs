@@ -91,7 +91,7 @@ pub fn target_dir() -> Result<PathBuf> {
 }
 
 /// Runs a cargo command with stderr shown to the user and returns its stdout.
-fn run_json(command: &mut Command, description: &str) -> Result<String> {
+pub fn run_json(command: &mut Command, description: &str) -> Result<String> {
     let mut child = command
         .stdout(Stdio::piped())
         .spawn()

@@ -1,10 +1,11 @@
 //! Developer tasks for listns, run as `cargo xtask COMMAND` (an alias in
-//! `.cargo/config.toml`): `setup`, `run`, `test` and `bench`.
+//! `.cargo/config.toml`): `setup`, `run`, `test`, `bench` and `vm`.
 
 mod bench;
 mod cargo;
 mod setup;
 mod system;
+mod vm;
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;
@@ -16,7 +17,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "cargo xtask",
     bin_name = "cargo xtask",
-    about = "Set up, run, test and benchmark listns"
+    about = "Set up, run, test and benchmark listns, and test it on other kernels"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -48,6 +49,10 @@ enum Task {
     /// Time listns against lsns and a C scan of /proc with thousands of tasks, as root.
     Bench(bench::Options),
 
+    /// Run the listns test binaries on Debian's kernels under QEMU and on this machine's kernel,
+    /// and print a pass/fail table per kernel.
+    Vm(vm::Options),
+
     /// Internal mode of `bench`: start tasks and keep them until standard input closes.
     #[command(hide = true)]
     HoldTasks(bench::holder::HoldArgs),
@@ -60,6 +65,7 @@ fn main() -> Result<()> {
         Task::Run { args } => run(&args),
         Task::Test { args } => test(&args),
         Task::Bench(options) => bench::run(&options),
+        Task::Vm(options) => vm::run(&options),
         Task::HoldTasks(args) => bench::holder::hold(&args),
     }
 }

@@ -19,13 +19,13 @@ use anyhow::{Context, Result, bail};
 use crate::{cargo, system};
 
 /// A command that tests or the benchmark run, and the Debian package that provides it.
-struct Tool {
-    command: &'static str,
-    package: &'static str,
+pub struct Tool {
+    pub command: &'static str,
+    pub package: &'static str,
 }
 
 impl Tool {
-    const fn new(command: &'static str, package: &'static str) -> Tool {
+    pub const fn new(command: &'static str, package: &'static str) -> Tool {
         Tool { command, package }
     }
 }
@@ -147,7 +147,7 @@ fn command(program: &str) -> Command {
 }
 
 /// Runs `command`, passing its stderr through, and returns its stdout.
-fn output(command: &mut Command, description: &str) -> Result<String> {
+pub fn output(command: &mut Command, description: &str) -> Result<String> {
     let output = command
         .stderr(Stdio::inherit())
         .output()
@@ -159,7 +159,7 @@ fn output(command: &mut Command, description: &str) -> Result<String> {
 }
 
 /// Runs `command` with its stdout sent to stderr, so that `cargo xtask run` keeps a clean stdout.
-fn run_to_stderr(command: &mut Command, description: &str) -> Result<()> {
+pub fn run_to_stderr(command: &mut Command, description: &str) -> Result<()> {
     let stderr = io::stderr()
         .as_fd()
         .try_clone_to_owned()
@@ -175,7 +175,7 @@ fn run_to_stderr(command: &mut Command, description: &str) -> Result<()> {
 }
 
 /// Installs with apt-get the packages whose commands are missing, after one `apt-get update`.
-fn install_missing_packages(tools: &[Tool], verbosity: Verbosity) -> Result<()> {
+pub fn install_missing_packages(tools: &[Tool], verbosity: Verbosity) -> Result<()> {
     let missing: Vec<&Tool> = tools
         .iter()
         .filter(|tool| system::find_command(tool.command).is_none())
@@ -226,7 +226,7 @@ fn install_missing_packages(tools: &[Tool], verbosity: Verbosity) -> Result<()> 
 
 /// Runs apt-get with `args` as root, through sudo when this process is not root.
 /// It never prompts: there is no standard input and debconf is set to noninteractive.
-fn apt_get(args: &[&str]) -> Result<()> {
+pub fn apt_get(args: &[&str]) -> Result<()> {
     let description = format!("apt-get {}", args.join(" "));
     // `env` sets the variable after sudo, which would otherwise reset the environment.
     let mut command = if system::is_root() {
