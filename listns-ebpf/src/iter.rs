@@ -188,7 +188,14 @@ pub extern "C" fn listns_iter_task_file(ctx: *const TaskFileContext) -> i32 {
         }
         (FILE_SOCKET, net + offset!(ns_common_in[NsType::Net.index()]) as u64)
     } else if mode == S_IFCHR {
-        if offset!(has_tun) == 0 || read_u32(inode, offset!(inode_i_rdev), &mut status) != TUN_RDEV {
+        if read_u32(inode, offset!(inode_i_rdev), &mut status) != TUN_RDEV {
+            return 0;
+        }
+        if offset!(has_tun) == 0 {
+            // The tun driver's structs are in the BTF of its module, which
+            // the offsets do not cover. The record names the fd without a
+            // namespace, and user space asks the fd for it.
+            write_file_record(seq, task, fd, FILE_TUN, 0, inode, status);
             return 0;
         }
         let tun_file = read_u64(file, offset!(file_private_data), &mut status);
@@ -206,7 +213,16 @@ pub extern "C" fn listns_iter_task_file(ctx: *const TaskFileContext) -> i32 {
     if common == 0 {
         return 0;
     }
+    write_file_record(seq, task, fd, kind, common, inode, status);
+    0
+}
 
+/// Writes one [`FileRecord`] for fd `fd` of `task`. `common` points to the
+/// `ns_common` of the namespace the fd refers to, or is 0 where the program
+/// cannot find it (a tun fd without the tun driver's BTF), and then the
+/// namespace fields are zeros.
+#[inline(always)]
+fn write_file_record(seq: *mut c_void, task: u64, fd: u32, kind: u32, common: u64, inode: u64, mut status: i64) {
     let mut record = MaybeUninit::<FileRecord>::uninit();
     let out = record.as_mut_ptr();
     // SAFETY: every store stays inside `record`, which is fully written
@@ -225,11 +241,13 @@ pub extern "C" fn listns_iter_task_file(ctx: *const TaskFileContext) -> i32 {
             0
         };
         store(addr_of_mut!((*out).ns_type), ns_type);
-        store(
-            addr_of_mut!((*out).ns_inum),
-            read_u32(common, offset!(ns_common_inum), &mut status),
-        );
-        let id = if offset!(has_ns_id) != 0 {
+        let inum = if common != 0 {
+            read_u32(common, offset!(ns_common_inum), &mut status)
+        } else {
+            0
+        };
+        store(addr_of_mut!((*out).ns_inum), inum);
+        let id = if common != 0 && offset!(has_ns_id) != 0 {
             read_u64(common, offset!(ns_common_ns_id), &mut status)
         } else {
             0
@@ -241,7 +259,6 @@ pub extern "C" fn listns_iter_task_file(ctx: *const TaskFileContext) -> i32 {
         );
         bpf_seq_write(seq.cast(), out.cast(), size_of::<FileRecord>() as u32);
     }
-    0
 }
 
 /// Loads a `T` at `offset` bytes into the kernel object at `base` with a

@@ -132,38 +132,54 @@ pub fn identity(task: u64, status: &mut i64) -> NsIdentity {
 
 /// Writes inode and id of every link slot of `task` to `out`, which may be
 /// ring buffer memory. Slots the kernel lacks get zeros.
+///
+/// Each slot has its own copy of the code instead of a loop: in the task
+/// iterator, LLVM laid a loop over the slots out so that the jump back
+/// reached the loop head through a fall-through instruction, and the
+/// verifier of Linux 6.1 rejects that ("back-edge from insn"), where 6.12
+/// and 6.18 accept it.
 #[inline(always)]
 pub fn write_namespaces(task: u64, out: *mut TaskNamespaces, status: &mut i64) {
+    const _: () = assert!(LINK_SLOTS == 10, "write_namespaces writes slots 0 to 9");
     let ids = identity(task, status);
-    let present = offset!(slots_present);
-    let has_id = offset!(has_ns_id) != 0;
-    let inum_offset = offset!(ns_common_inum);
-    let id_offset = offset!(ns_common_ns_id);
-    for slot in 0..LINK_SLOTS {
-        // SAFETY: out points to a whole TaskNamespaces and slot < LINK_SLOTS.
-        let (inum, id) = unsafe { (addr_of_mut!((*out).inum[slot]), addr_of_mut!((*out).id[slot])) };
-        let bit = 1u32 << slot;
-        if present & bit == 0 {
-            store(inum, 0);
-            store(id, 0);
-            continue;
-        }
-        let ns = if slot == NsType::User.index() {
-            ids.user_ns
-        } else if slot == NsType::Pid.index() {
-            ids.pid_ns
-        } else if NSPROXY_SLOTS & bit != 0 {
-            read_u64(ids.nsproxy, offset!(nsproxy_member[slot]), status)
-        } else {
-            0
-        };
-        let common = ns.wrapping_add(offset!(ns_common_in[slot]) as u64);
-        *status |= read_to(inum, common, inum_offset);
-        if has_id {
-            *status |= read_to(id, common, id_offset);
-        } else {
-            store(id, 0);
-        }
+    write_slot::<0>(&ids, out, status);
+    write_slot::<1>(&ids, out, status);
+    write_slot::<2>(&ids, out, status);
+    write_slot::<3>(&ids, out, status);
+    write_slot::<4>(&ids, out, status);
+    write_slot::<5>(&ids, out, status);
+    write_slot::<6>(&ids, out, status);
+    write_slot::<7>(&ids, out, status);
+    write_slot::<8>(&ids, out, status);
+    write_slot::<9>(&ids, out, status);
+}
+
+/// Writes inode and id of link slot `SLOT` for [`write_namespaces`].
+#[inline(always)]
+fn write_slot<const SLOT: usize>(ids: &NsIdentity, out: *mut TaskNamespaces, status: &mut i64) {
+    // SAFETY: out points to a whole TaskNamespaces and SLOT < LINK_SLOTS.
+    let (inum, id) = unsafe { (addr_of_mut!((*out).inum[SLOT]), addr_of_mut!((*out).id[SLOT])) };
+    let bit = 1u32 << SLOT;
+    if offset!(slots_present) & bit == 0 {
+        store(inum, 0);
+        store(id, 0);
+        return;
+    }
+    let ns = if SLOT == NsType::User.index() {
+        ids.user_ns
+    } else if SLOT == NsType::Pid.index() {
+        ids.pid_ns
+    } else if NSPROXY_SLOTS & bit != 0 {
+        read_u64(ids.nsproxy, offset!(nsproxy_member[SLOT]), status)
+    } else {
+        0
+    };
+    let common = ns.wrapping_add(offset!(ns_common_in[SLOT]) as u64);
+    *status |= read_to(inum, common, offset!(ns_common_inum));
+    if offset!(has_ns_id) != 0 {
+        *status |= read_to(id, common, offset!(ns_common_ns_id));
+    } else {
+        store(id, 0);
     }
 }
 

@@ -15,12 +15,18 @@ pub enum Reason {
     /// The BPF task iterator did not visit a process that `/proc` lists
     /// (PID 1 on some hardened kernels); it was read through `/proc` instead.
     NotIterated,
+    /// The kernel lacks the interface the read needs (an error of kind
+    /// [`io::ErrorKind::Unsupported`], whose message names it).
+    Unsupported,
     /// Any other error.
     Failed,
 }
 
 impl Reason {
     pub fn from_error(err: &io::Error) -> Reason {
+        if err.kind() == io::ErrorKind::Unsupported {
+            return Reason::Unsupported;
+        }
         match err.raw_os_error() {
             Some(libc::EACCES) | Some(libc::EPERM) => Reason::PermissionDenied,
             Some(libc::ENOENT) | Some(libc::ESRCH) => Reason::Vanished,
@@ -33,6 +39,7 @@ impl Reason {
             Reason::PermissionDenied => "permission denied",
             Reason::Vanished => "vanished during the scan",
             Reason::NotIterated => "not visited by the BPF task iterator, read through /proc",
+            Reason::Unsupported => "not supported by this kernel",
             Reason::Failed => "failed",
         }
     }
@@ -53,7 +60,7 @@ pub struct ProblemCount {
     pub count: u64,
     /// The distinct PIDs involved.
     pub pids: BTreeSet<i32>,
-    /// The first error message of a `Failed` row.
+    /// The first error message of a `Failed` or `Unsupported` row.
     pub example: Option<String>,
 }
 
@@ -83,7 +90,8 @@ impl Problems {
         if pid != 0 {
             row.pids.insert(pid);
         }
-        if reason == Reason::Failed && row.example.is_none() {
+        let explained = matches!(reason, Reason::Failed | Reason::Unsupported);
+        if explained && row.example.is_none() {
             row.example = Some(err.to_string());
         }
     }
@@ -147,5 +155,41 @@ impl fmt::Display for Problems {
             writeln!(f)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_reasons() {
+        let cases = [
+            (io::Error::from_raw_os_error(libc::EACCES), Reason::PermissionDenied),
+            (io::Error::from_raw_os_error(libc::ESRCH), Reason::Vanished),
+            (io::Error::from_raw_os_error(libc::ENOTTY), Reason::Failed),
+            (
+                io::Error::new(io::ErrorKind::Unsupported, "needs Linux 6.11"),
+                Reason::Unsupported,
+            ),
+        ];
+        for (error, reason) in cases {
+            assert_eq!(Reason::from_error(&error), reason, "{error}");
+        }
+    }
+
+    #[test]
+    fn unsupported_row_keeps_message() {
+        let mut problems = Problems::default();
+        let error = io::Error::new(io::ErrorKind::Unsupported, "the ioctl needs Linux 6.11");
+        problems.record("pending pid namespace", 42, &error);
+        problems.record("pending pid namespace", 43, &error);
+
+        assert_eq!(problems.count(Reason::Unsupported), 2);
+        assert_eq!(
+            problems.to_string(),
+            "  pending pid namespace: not supported by this kernel (the ioctl needs Linux 6.11), \
+             2 times in 2 processes (PID 42, 43)\n"
+        );
     }
 }

@@ -122,7 +122,7 @@ fn own_inode(ty: NsType) -> Option<u64> {
 }
 
 /// Returns whether the running kernel is at least `major.minor`.
-fn kernel_at_least(major: u32, minor: u32) -> bool {
+pub(crate) fn kernel_at_least(major: u32, minor: u32) -> bool {
     let uname = rustix::system::uname();
     let release = uname.release().to_string_lossy();
     parse_release(&release).is_some_and(|v| v >= (major, minor))

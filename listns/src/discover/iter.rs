@@ -432,6 +432,12 @@ fn scan_files(found: &mut Found, files: &[FileRecord]) {
     let own_exe: fds::ExeId = rustix::fs::stat("/proc/self/exe").ok().map(|st| (st.st_dev, st.st_ino));
     let mut scanners: HashMap<i32, bool> = HashMap::new();
     let mut pidfds = HashMap::new();
+    // The network namespace of each task, for tun records without one.
+    let task_netns: HashMap<i32, u64> = found
+        .tasks
+        .iter()
+        .map(|task| (task.tid, task.links.member[NsType::Net.index()]))
+        .collect();
     for rec in files {
         let (pid, tid, fd) = (rec.tgid as i32, rec.tid as i32, rec.fd as i32);
         if pid == own_pid {
@@ -450,6 +456,19 @@ fn scan_files(found: &mut Found, files: &[FileRecord]) {
                     socket_inode: rec.inode,
                 };
                 hold_netns(found, &mut pidfds, netns, rec, holder, nsfs::socket_netns);
+            }
+            FILE_TUN if rec.ns_inum == 0 => {
+                // Without the tun driver's BTF the iterator cannot follow the
+                // fd to its device, so the fd itself is asked, as on the
+                // /proc route. Only a tun device in another network
+                // namespace than its task's is a holder.
+                let pidfd = pidfds.entry((pid, tid)).or_insert(None);
+                let probed = fds::probe_other_fd(found, pidfd, (pid, tid), fd, nsfs::tun_netns);
+                if let Some(netns) = probed
+                    && task_netns.get(&tid) != Some(&netns.inode)
+                {
+                    found.hold(netns, Holder::Tun { pid, tid, fd }, super::no_open);
+                }
             }
             FILE_TUN => {
                 let holder = Holder::Tun { pid, tid, fd };

@@ -458,6 +458,43 @@ mod tests {
         );
     }
 
+    /// Returns whether the kernel has `NS_GET_ID` and nsfs file handles,
+    /// which Linux 6.18 added together. Where it lacks them, prints that
+    /// `test` checks the fallback instead. Before 6.18, `NS_GET_ID` must fail
+    /// with ENOTTY, and from 6.18 on it must work.
+    fn has_namespace_ids(test: &str) -> bool {
+        match namespace_id(open_own_namespace("net").as_fd()) {
+            Ok(_) => true,
+            Err(error) => {
+                assert_eq!(error.raw_os_error(), Some(libc::ENOTTY), "NS_GET_ID failed: {error}");
+                assert!(
+                    kernel_version() < (6, 18),
+                    "NS_GET_ID failed with ENOTTY on Linux 6.18 or later"
+                );
+                eprintln!(
+                    "{test}: this kernel lacks NS_GET_ID and nsfs file handles (Linux 6.18+), \
+                     so the test checks that both fail as the fallbacks expect"
+                );
+                false
+            }
+        }
+    }
+
+    /// Asserts that `NS_GET_ID` fails with ENOTTY on `file`, as on kernels
+    /// before 6.18, where the inode number is the key of a namespace.
+    fn assert_no_namespace_id(file: &File, what: &str) {
+        let error = namespace_id(file.as_fd()).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::ENOTTY), "NS_GET_ID on {what}: {error}");
+    }
+
+    /// Asserts that opening by id fails with kind `Unsupported`, which
+    /// callers take as the sign to open namespaces through `/proc/PID/ns`.
+    fn assert_open_by_id_unsupported(file: &File) {
+        let error = open_namespace_by_id(1, libc::CLONE_NEWNET as u32, inode_of(file)).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::Unsupported, "{error}");
+        assert!(error.to_string().contains("Linux 6.18"), "{error}");
+    }
+
     /// A network namespace made with `ip netns add`, deleted on drop, also
     /// when the test panics.
     struct TestNetns {
@@ -726,6 +763,12 @@ mod tests {
 
     #[test]
     fn namespace_ids_distinct_per_type() {
+        if !has_namespace_ids("namespace_ids_distinct_per_type") {
+            for (name, _) in NAMESPACE_FILES {
+                assert_no_namespace_id(&open_own_namespace(name), name);
+            }
+            return;
+        }
         let mut ids = BTreeSet::new();
         for (name, _) in NAMESPACE_FILES {
             let id = namespace_id(open_own_namespace(name).as_fd()).unwrap();
@@ -736,6 +779,15 @@ mod tests {
 
     #[test]
     fn namespace_id_stable_across_opens() {
+        if !has_namespace_ids("namespace_id_stable_across_opens") {
+            // The inode number is the key instead, and as stable.
+            for (name, _) in NAMESPACE_FILES {
+                let first = inode_of(&open_own_namespace(name));
+                let second = inode_of(&open_own_namespace(name));
+                assert_eq!(first, second, "{name}");
+            }
+            return;
+        }
         for (name, _) in NAMESPACE_FILES {
             let first = namespace_id(open_own_namespace(name).as_fd()).unwrap();
             let second = namespace_id(open_own_namespace(name).as_fd()).unwrap();
@@ -746,6 +798,11 @@ mod tests {
     #[test]
     fn namespace_id_of_new_netns() {
         let netns = TestNetns::create();
+        if !has_namespace_ids("namespace_id_of_new_netns") {
+            assert_no_namespace_id(&netns.open(), "a new network namespace");
+            assert_ne!(inode_of(&netns.open()), inode_of(&open_own_namespace("net")));
+            return;
+        }
         let own = namespace_id(open_own_namespace("net").as_fd()).unwrap();
         let created = namespace_id(netns.open().as_fd()).unwrap();
         let again = namespace_id(netns.open().as_fd()).unwrap();
@@ -765,8 +822,9 @@ mod tests {
     fn handle_matches_name_to_handle_at() {
         require_root();
         let file = open_own_namespace("net");
+        let ids = has_namespace_ids("handle_matches_name_to_handle_at");
         let expected = NsfsFileHandle::new(
-            namespace_id(file.as_fd()).unwrap(),
+            namespace_id(file.as_fd()).unwrap_or(0),
             libc::CLONE_NEWNET as u32,
             inode_of(&file),
         );
@@ -786,6 +844,13 @@ mod tests {
                 libc::AT_EMPTY_PATH,
             )
         };
+        if !ids {
+            // nsfs has no file handles before Linux 6.18.
+            let error = io::Error::last_os_error();
+            assert_eq!(result, -1, "name_to_handle_at on nsfs succeeded: {handle:?}");
+            assert_eq!(error.raw_os_error(), Some(libc::EOPNOTSUPP), "{error}");
+            return;
+        }
         assert_eq!(result, 0, "name_to_handle_at: {}", io::Error::last_os_error());
         assert_eq!(handle, expected);
     }
@@ -793,6 +858,12 @@ mod tests {
     #[test]
     fn open_own_namespaces_by_id() {
         require_root();
+        if !has_namespace_ids("open_own_namespaces_by_id") {
+            for (name, _) in NAMESPACE_FILES {
+                assert_open_by_id_unsupported(&open_own_namespace(name));
+            }
+            return;
+        }
         for (name, clone_flag) in NAMESPACE_FILES {
             let file = open_own_namespace(name);
             let id = namespace_id(file.as_fd()).unwrap();
@@ -810,6 +881,10 @@ mod tests {
     fn open_created_netns_by_id() {
         let netns = TestNetns::create();
         let file = netns.open();
+        if !has_namespace_ids("open_created_netns_by_id") {
+            assert_open_by_id_unsupported(&file);
+            return;
+        }
         let id = namespace_id(file.as_fd()).unwrap();
         let inode = inode_of(&file);
         drop(file);
@@ -823,6 +898,10 @@ mod tests {
     fn open_by_id_rejects_mismatches() {
         require_root();
         let file = open_own_namespace("net");
+        if !has_namespace_ids("open_by_id_rejects_mismatches") {
+            assert_open_by_id_unsupported(&file);
+            return;
+        }
         let id = namespace_id(file.as_fd()).unwrap();
         let inode = inode_of(&file);
         let net = libc::CLONE_NEWNET as u32;
@@ -842,6 +921,11 @@ mod tests {
     fn open_by_id_with_zero_type_and_inode() {
         require_root();
         let file = open_own_namespace("net");
+        if !has_namespace_ids("open_by_id_with_zero_type_and_inode") {
+            let error = open_namespace_by_id(1, 0, 0).unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::Unsupported, "{error}");
+            return;
+        }
         let id = namespace_id(file.as_fd()).unwrap();
 
         let result = open_namespace_by_id(id, 0, 0);
@@ -859,6 +943,11 @@ mod tests {
     fn open_by_id_with_type_only() {
         require_root();
         let file = open_own_namespace("net");
+        if !has_namespace_ids("open_by_id_with_type_only") {
+            let error = open_namespace_by_id(1, libc::CLONE_NEWNET as u32, 0).unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::Unsupported, "{error}");
+            return;
+        }
         let id = namespace_id(file.as_fd()).unwrap();
         let net = libc::CLONE_NEWNET as u32;
 
@@ -878,7 +967,9 @@ mod tests {
     #[test]
     fn opened_namespace_check_cases() {
         let file = open_own_namespace("net");
-        let id = namespace_id(file.as_fd()).unwrap();
+        // The check compares type and inode only, and the id appears only in
+        // messages, so kernels without NS_GET_ID run it with id 0.
+        let id = namespace_id(file.as_fd()).unwrap_or(0);
         let inode = inode_of(&file);
         let net = libc::CLONE_NEWNET as u32;
 
@@ -907,6 +998,12 @@ mod tests {
     fn open_by_id_after_netns_deleted() {
         let mut netns = TestNetns::create();
         let file = netns.open();
+        if !has_namespace_ids("open_by_id_after_netns_deleted") {
+            assert_open_by_id_unsupported(&file);
+            drop(file);
+            netns.delete();
+            return;
+        }
         let id = namespace_id(file.as_fd()).unwrap();
         let inode = inode_of(&file);
         drop(file);

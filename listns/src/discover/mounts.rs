@@ -1046,7 +1046,10 @@ fn split_child_output<'a>(
 /// Finds nsfs bind mounts in every mount namespace: through the mountinfo of
 /// one task per mount namespace, then, for mount namespaces that no task is
 /// in, through `NS_MNT_GET_NEXT` with `listmount`/`statmount` (or by entering
-/// them in a child process on kernels without `listmount`).
+/// them in a child process on kernels without `listmount`). Kernels without
+/// `NS_MNT_GET_NEXT` (before 6.12) list no such namespaces, so there the
+/// child enters each one that an earlier source opened: one held by an fd,
+/// or by a bind mount in a mount namespace that a task is in.
 pub fn scan(found: &mut super::Found) {
     use std::collections::BTreeMap;
     use std::os::fd::AsFd;
@@ -1128,6 +1131,15 @@ pub fn scan(found: &mut super::Found) {
     };
     let all = match all_mount_namespaces(own.as_fd()) {
         Ok(all) => all,
+        Err(err) if err.kind() == io::ErrorKind::Unsupported => {
+            let entered = enter_opened_orphans(found, &readers);
+            return found.note(format!(
+                "mounts: mountinfo of {read}, {} without a task entered through an fd or bind mount; \
+                 NS_MNT_GET_NEXT is missing (Linux 6.12+), so mount namespaces held only where \
+                 listns cannot open them are not listed",
+                count(entered, "mount namespace")
+            ));
+        }
         Err(err) => {
             return found.note(format!(
                 "mounts: mountinfo of {read}; mount namespaces without a task are not listed \
@@ -1157,39 +1169,70 @@ pub fn scan(found: &mut super::Found) {
         };
         let entry = found.see_fd(key, fd);
         entry.kernel_listed = true;
-        match mounts {
-            Ok(mounts) => {
-                for m in mounts {
-                    let Some(ty) = NsType::from_name(&m.ns_type) else {
-                        continue;
-                    };
-                    let target = NsKey { ty, inode: m.ns_inode };
-                    let path = String::from_utf8_lossy(&m.mount_point).into_owned();
-                    let usual = is_usual_pin_path(&path);
-                    // NOTE: a namespace mounted only inside a mount namespace
-                    // without a task cannot be opened by path from here, so
-                    // its id and relations stay unknown unless another holder
-                    // reveals it.
-                    found.hold(
-                        target,
-                        Holder::BindMount {
-                            path,
-                            mnt_ns: Some(key),
-                            usual,
-                        },
-                        super::no_open,
-                    );
-                }
-            }
-            Err(err) => found
-                .problems
-                .record("mounts of a mount namespace without a task", 0, &err),
-        }
+        add_orphan_mounts(found, key, mounts);
     }
     found.note(format!(
         "mounts: mountinfo of {read}, {} without a task via NS_MNT_GET_NEXT",
         count(orphans, "mount namespace")
     ));
+}
+
+/// Enters every mount namespace that `found` has an open fd for and that no
+/// task in `readers` is in, adds the nsfs mounts inside as holders, and
+/// returns the number of namespaces entered.
+///
+/// NOTE: a mount namespace pinned only inside one of these cannot be opened
+/// from here (see [`add_orphan_mounts`]), so its own mounts stay unread.
+fn enter_opened_orphans(found: &mut super::Found, readers: &std::collections::BTreeMap<u64, Vec<i32>>) -> usize {
+    use crate::model::NsType;
+
+    let orphans: Vec<(crate::model::NsKey, OwnedFd)> = found
+        .namespaces
+        .iter()
+        .filter(|(key, _)| key.ty == NsType::Mnt && !readers.contains_key(&key.inode))
+        .filter_map(|(key, ns)| Some((*key, ns.fd.as_ref()?.try_clone().ok()?)))
+        .collect();
+    for (key, fd) in &orphans {
+        let mounts = nsfs_mounts_by_entering(fd.as_fd());
+        add_orphan_mounts(found, *key, mounts);
+    }
+    orphans.len()
+}
+
+/// Adds the nsfs mounts read from mount namespace `mnt_ns`, which no task is
+/// in, as bind-mount holders, or records why they could not be read.
+fn add_orphan_mounts(found: &mut super::Found, mnt_ns: crate::model::NsKey, mounts: io::Result<Vec<NsfsMount>>) {
+    use crate::inventory::is_usual_pin_path;
+    use crate::model::{Holder, NsKey, NsType};
+
+    let mounts = match mounts {
+        Ok(mounts) => mounts,
+        Err(err) => {
+            return found
+                .problems
+                .record("mounts of a mount namespace without a task", 0, &err);
+        }
+    };
+    for m in mounts {
+        let Some(ty) = NsType::from_name(&m.ns_type) else {
+            continue;
+        };
+        let target = NsKey { ty, inode: m.ns_inode };
+        let path = String::from_utf8_lossy(&m.mount_point).into_owned();
+        let usual = is_usual_pin_path(&path);
+        // NOTE: a namespace mounted only inside a mount namespace without a
+        // task cannot be opened by path from here, so its id and relations
+        // stay unknown unless another holder reveals it.
+        found.hold(
+            target,
+            Holder::BindMount {
+                path,
+                mnt_ns: Some(mnt_ns),
+                usual,
+            },
+            super::no_open,
+        );
+    }
 }
 
 #[cfg(test)]

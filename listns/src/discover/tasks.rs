@@ -416,10 +416,35 @@ pub(super) fn record(found: &mut Found, raw: RawTask) {
     found.tasks.push(task);
 }
 
-/// Opens the pending pid namespace of a task through a pidfd.
+/// Opens the pending pid namespace of a task through a pidfd. Where the
+/// kernel lacks an interface this needs, the error has kind
+/// [`io::ErrorKind::Unsupported`] and names it, so that the problem report
+/// says why the namespace is missing.
 pub(super) fn pending_pid_namespace(pid: i32, tid: i32) -> io::Result<OwnedFd> {
-    let pidfd = nsfs::pidfd_open(tid, pid != tid)?;
-    nsfs::pid_for_children(pidfd.as_fd())
+    let thread = pid != tid;
+    let pidfd = nsfs::pidfd_open(tid, thread).map_err(|err| {
+        // Kernels before 6.9 reject the PIDFD_THREAD flag with EINVAL.
+        if thread && err.raw_os_error() == Some(libc::EINVAL) {
+            unsupported(format!(
+                "pidfd_open of thread {tid} failed ({err}): pidfds for threads (PIDFD_THREAD) need Linux 6.9"
+            ))
+        } else {
+            err
+        }
+    })?;
+    nsfs::pid_for_children(pidfd.as_fd()).map_err(|err| {
+        if err.raw_os_error() == Some(libc::ENOTTY) {
+            unsupported(format!(
+                "PIDFD_GET_PID_FOR_CHILDREN_NAMESPACE failed ({err}): the ioctl needs Linux 6.11"
+            ))
+        } else {
+            err
+        }
+    })
+}
+
+fn unsupported(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::Unsupported, message)
 }
 
 #[cfg(test)]
@@ -457,5 +482,25 @@ mod tests {
     #[test]
     fn stat_truncated_is_error() {
         assert!(parse_stat(b"12 (x").is_err());
+    }
+
+    /// Without a pending namespace the ioctl opens the task's own pid
+    /// namespace. Kernels before 6.11 lack the ioctl, and the error says so.
+    #[test]
+    fn pending_pid_namespace_of_self() {
+        let pid = std::process::id() as i32;
+        let own = rustix::fs::stat("/proc/self/ns/pid").unwrap().st_ino;
+        match pending_pid_namespace(pid, pid) {
+            Ok(fd) => assert_eq!(rustix::fs::fstat(&fd).unwrap().st_ino, own),
+            Err(err) => {
+                assert!(
+                    !crate::discover::defaults::kernel_at_least(6, 11),
+                    "the ioctl failed on Linux 6.11 or later: {err}"
+                );
+                eprintln!("pending_pid_namespace_of_self: this kernel lacks the ioctl (Linux 6.11+): {err}");
+                assert_eq!(err.kind(), io::ErrorKind::Unsupported, "{err}");
+                assert!(err.to_string().contains("Linux 6.11"), "{err}");
+            }
+        }
     }
 }

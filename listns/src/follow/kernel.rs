@@ -89,13 +89,11 @@ pub fn convert(event: &Event, clock: &BootClock) -> Option<KernelEvent> {
             }
         }
         // The task that ran the free is no part of the change.
-        Detail::FreeInum { inode } => Change::FreeInum {
-            inode: *inode,
-            boot_ns: event.boot_ns,
-        },
+        Detail::FreeInum { inode } => Change::FreeInum { inode: *inode },
     };
     Some(KernelEvent {
         time: clock.to_system_time(event.boot_ns),
+        boot_ns: event.boot_ns,
         change,
     })
 }

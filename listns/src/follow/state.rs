@@ -81,18 +81,57 @@ pub enum Change {
         syscall: &'static str,
     },
     /// The kernel freed an inode number of its proc inode allocator: that of
-    /// a namespace, or of a removed `/proc` entry. `boot_ns` is the
-    /// CLOCK_BOOTTIME stamp of the free.
+    /// a namespace, or of a removed `/proc` entry.
     FreeInum {
         inode: u64,
-        boot_ns: u64,
     },
 }
 
 #[derive(Debug, Clone)]
 pub struct KernelEvent {
     pub time: SystemTime,
+    /// CLOCK_BOOTTIME stamp of the event in nanoseconds, which orders it
+    /// against the snapshot the state was seeded from.
+    pub boot_ns: u64,
     pub change: Change,
+}
+
+/// How a system call with `CLONE_NEW*` flags creates namespaces, which
+/// decides the link slot each new namespace appears in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Creation {
+    /// unshare: a new pid or time namespace appears in `pid_for_children` or
+    /// `time_for_children`, every other type in the task's own link.
+    Unshare,
+    /// clone, seen in the child: a new pid namespace is the child's own, a
+    /// new time namespace its `time_for_children` (which it also enters
+    /// unless it shares memory with its creator).
+    Clone,
+}
+
+/// Returns the namespaces that a successful call with `flags` created,
+/// read from the links the task has after it. Such a namespace is new even
+/// where the state knows its inode number: the kernel reuses the numbers of
+/// freed namespaces at once, and kernels before 6.18 have no ids that tell
+/// the two apart.
+fn created_keys(links: &TaskLinks, flags: u64, creation: Creation) -> Vec<NsKey> {
+    let mut keys = Vec::new();
+    for ty in NsType::ALL {
+        if flags & u64::from(ty.clone_flag()) == 0 {
+            continue;
+        }
+        let slot = match (ty, creation) {
+            (NsType::Pid, Creation::Unshare) => 8,
+            (NsType::Time, _) => 9,
+            _ => ty.index(),
+        };
+        if let Some(key) = slot_key(links, slot)
+            && !keys.contains(&key)
+        {
+            keys.push(key);
+        }
+    }
+    keys
 }
 
 /// Returns the namespace in link slot `slot` of `links`: slots 0 to 7 are
@@ -234,6 +273,9 @@ impl LiveState {
     pub fn apply(&mut self, event: KernelEvent, out: &mut Vec<Event>) {
         let time = event.time;
         let start = out.len();
+        // The snapshot may already contain what an earlier event created, so
+        // only later events count as proof of a new namespace.
+        let after_seed = event.boot_ns > self.seeded_boot_ns;
         match event.change {
             Change::Fork {
                 parent_tid,
@@ -248,17 +290,37 @@ impl LiveState {
                     creator
                 };
                 let task = self.task_from_facts(&child, Some(parent_tid));
-                self.move_task(task, &child, Some(before), ("clone", flags), false, out);
+                let created = if after_seed {
+                    created_keys(&child.links, flags, Creation::Clone)
+                } else {
+                    Vec::new()
+                };
+                let call = Call {
+                    syscall: "clone",
+                    flags,
+                    created,
+                };
+                self.move_task(task, &child, Some(before), call, false, out);
             }
             Change::Unshare { task: facts, flags } => {
                 let task = self.task_from_facts(&facts, None);
                 let before = self.links_before(&facts);
-                self.move_task(task, &facts, before, ("unshare", flags), true, out);
+                let created = if after_seed {
+                    created_keys(&facts.links, flags, Creation::Unshare)
+                } else {
+                    Vec::new()
+                };
+                let call = Call {
+                    syscall: "unshare",
+                    flags,
+                    created,
+                };
+                self.move_task(task, &facts, before, call, true, out);
             }
             Change::Setns { task: facts, nstype } => {
                 let task = self.task_from_facts(&facts, None);
                 let before = self.links_before(&facts);
-                self.move_task(task, &facts, before, ("setns", nstype), true, out);
+                self.move_task(task, &facts, before, Call::moving("setns", nstype), true, out);
             }
             Change::Exec { task: facts, old_tid } => {
                 if old_tid != facts.tid
@@ -276,7 +338,7 @@ impl LiveState {
                 // A new program: its command line is read again.
                 task.cmdline = read_cmdline(facts.pid);
                 let before = self.tasks.get(&facts.tid).map(|t| t.links);
-                self.move_task(task, &facts, before, ("execve", 0), true, out);
+                self.move_task(task, &facts, before, Call::moving("execve", 0), true, out);
             }
             Change::Exit { task: facts } => {
                 let info = self.task_info(facts.tid).unwrap_or_else(|| info_from_facts(&facts));
@@ -289,7 +351,7 @@ impl LiveState {
                 }
             }
             Change::Mount { .. } => self.mounts_dirty = true,
-            Change::FreeInum { inode, boot_ns } => self.free_inum(inode, boot_ns, out),
+            Change::FreeInum { inode } => self.free_inum(inode, event.boot_ns, out),
         }
         for e in &mut out[start..] {
             e.time = time;
@@ -333,18 +395,24 @@ impl LiveState {
         }
     }
 
-    /// Moves a task to the namespaces in `facts`. Namespaces it is the first
-    /// to reach are `created`, existing ones `entered`. Namespaces it left
-    /// are `left` and, if it was their last task, checked for liveness.
+    /// Moves a task to the namespaces in `facts`. Namespaces that the call
+    /// created, or that the task is the first to reach, are `created`,
+    /// existing ones `entered`. Namespaces it left are `left` and, if it was
+    /// their last task, checked for liveness.
     fn move_task(
         &mut self,
         task: Task,
         facts: &TaskFacts,
         before: Option<TaskLinks>,
-        (syscall, flags): (&'static str, u64),
+        call: Call,
         leaves: bool,
         out: &mut Vec<Event>,
     ) {
+        let Call {
+            syscall,
+            flags,
+            created: mut new_keys,
+        } = call;
         let tid = task.tid;
         let info = task_info(&task);
         let old = self.tasks.insert(tid, task).map(|t| t.links);
@@ -353,12 +421,25 @@ impl LiveState {
             let from = slot_key(&before, slot);
             let to = slot_key(&facts.links, slot);
             let id = (facts.ids[slot] != 0).then_some(facts.ids[slot]);
+            // Taken before a renewal replaces the entry of a reused number.
+            let from_ref = from.map(|k| self.ns_ref(k));
+            // A namespace that the call created is new once, in the first
+            // slot that shows it (a clone's new time namespace is also the
+            // child's own).
+            let mut renewed = false;
             if let Some(key) = to {
-                let created = self.ensure(key, id, out);
+                let created = match new_keys.iter().position(|k| *k == key) {
+                    Some(index) => {
+                        new_keys.swap_remove(index);
+                        renewed = true;
+                        self.renew(key, id, out)
+                    }
+                    None => self.ensure(key, id, out),
+                };
                 let entry = self.namespaces.get_mut(&key).expect("ensured above");
                 entry.tasks.insert(tid);
                 entry.state = NsState::InUse;
-                if from != to {
+                if from != to || renewed {
                     let kind = if created {
                         EventKind::Created
                     } else {
@@ -371,7 +452,7 @@ impl LiveState {
                         event.task = Some(info.clone());
                         event.syscall = Some(syscall);
                         event.flags = Some(flags);
-                        event.from = from.map(|k| self.ns_ref(k));
+                        event.from = from_ref;
                         event.to = Some(self.ns_ref(key));
                         out.push(event);
                     }
@@ -401,6 +482,29 @@ impl LiveState {
         self.tasks
             .get(&tid)
             .is_some_and(|t| (0..LINK_COUNT).any(|slot| slot_key(&t.links, slot) == Some(key)))
+    }
+
+    /// Adds `key`, a namespace that a system call has just created, and
+    /// returns whether it is new. A namespace of the same inode number in the
+    /// state is an earlier one whose number the kernel freed and reused: it
+    /// is reported destroyed (cause `recycled`), unless equal ids show that
+    /// it is this one.
+    fn renew(&mut self, key: NsKey, id: Option<u64>, out: &mut Vec<Event>) -> bool {
+        let Some(ns) = self.namespaces.get(&key) else {
+            self.namespaces.insert(key, LiveNs::new(id));
+            return true;
+        };
+        let same_id = matches!((ns.id, id), (Some(old), Some(new)) if old == new);
+        // The initial namespaces are never freed, so their numbers never return.
+        if same_id || self.defaults.contains(key) {
+            return self.ensure(key, id, out);
+        }
+        let mut gone = Event::new(EventKind::Destroyed, Origin::Kernel, Some(NsRef { key, id: ns.id }));
+        gone.cause = Some(Cause::Recycled);
+        out.push(gone);
+        self.checks.retain(|c| c.key != key);
+        self.namespaces.insert(key, LiveNs::new(id));
+        true
     }
 
     /// Adds `key` to the state if it is missing, and returns whether it is new. An
@@ -847,6 +951,27 @@ impl LiveState {
     }
 }
 
+/// The system call behind a task's move, as the state applies it.
+#[derive(Debug, Clone)]
+struct Call {
+    syscall: &'static str,
+    /// The call's `CLONE_NEW*` flags (`nstype` for setns).
+    flags: u64,
+    /// The namespaces it created, see [`created_keys`].
+    created: Vec<NsKey>,
+}
+
+impl Call {
+    /// Returns a call that creates no namespace (setns, execve).
+    fn moving(syscall: &'static str, flags: u64) -> Call {
+        Call {
+            syscall,
+            flags,
+            created: Vec::new(),
+        }
+    }
+}
+
 impl LiveNs {
     fn new(id: Option<u64>) -> LiveNs {
         LiveNs {
@@ -1022,10 +1147,11 @@ mod tests {
 
     fn free(state: &mut LiveState, inode: u64, boot_ns: u64) -> Vec<Event> {
         let mut out = Vec::new();
-        let change = Change::FreeInum { inode, boot_ns };
+        let change = Change::FreeInum { inode };
         state.apply(
             KernelEvent {
                 time: SystemTime::now(),
+                boot_ns,
                 change,
             },
             &mut out,
@@ -1226,6 +1352,213 @@ mod tests {
         assert_eq!(events.len(), 1, "{events:?}");
         assert_eq!(events[0].kind, EventKind::Destroyed);
         assert_eq!(events[0].cause, Some(Cause::Freed));
+    }
+
+    fn uts(inode: u64) -> NsKey {
+        NsKey { ty: NsType::Uts, inode }
+    }
+
+    /// A PID far above the kernel's limit, so no real process has it.
+    const PID: i32 = i32::MAX - 7;
+
+    /// Returns a task's links with these member namespaces.
+    fn links_of(members: &[NsKey]) -> TaskLinks {
+        let mut links = TaskLinks::default();
+        for key in members {
+            links.member[key.ty.index()] = key.inode;
+        }
+        links
+    }
+
+    /// Adds task [`PID`] with `links` to the state.
+    fn add_task(state: &mut LiveState, links: TaskLinks) {
+        let task = Task {
+            pid: PID,
+            tid: PID,
+            ppid: 1,
+            uid: Some(0),
+            comm: Some("test".into()),
+            cmdline: Vec::new(),
+            kthread: false,
+            zombie: false,
+            links,
+            container: None,
+            cgroup_id: None,
+        };
+        for slot in 0..LINK_COUNT {
+            if let Some(key) = slot_key(&links, slot) {
+                state
+                    .namespaces
+                    .entry(key)
+                    .or_insert_with(|| LiveNs::new(None))
+                    .tasks
+                    .insert(PID);
+            }
+        }
+        state.tasks.insert(PID, task);
+    }
+
+    /// Applies an unshare by task [`PID`] that left it with `links`.
+    fn unshare(state: &mut LiveState, flags: u64, links: TaskLinks, boot_ns: u64) -> Vec<Event> {
+        let task = TaskFacts {
+            pid: PID,
+            tid: PID,
+            ppid: 1,
+            links,
+            ..TaskFacts::default()
+        };
+        let mut out = Vec::new();
+        let change = Change::Unshare { task, flags };
+        state.apply(
+            KernelEvent {
+                time: SystemTime::now(),
+                boot_ns,
+                change,
+            },
+            &mut out,
+        );
+        out
+    }
+
+    fn kinds(events: &[Event]) -> Vec<(EventKind, Option<NsKey>, Option<Cause>)> {
+        events
+            .iter()
+            .map(|e| (e.kind, e.ns.map(|ns| ns.key), e.cause))
+            .collect()
+    }
+
+    const CLONE_NEWUTS: u64 = 0x0400_0000;
+
+    /// Without ids, a namespace whose inode number the state still holds
+    /// for a freed one is `created`, not `entered`, and the old one ends.
+    #[test]
+    fn unshare_into_reused_inode_is_created() {
+        let (old, host) = (uts(4026532300), uts(4026531838));
+        let mut state = state_with(&[old]);
+        state.schedule_check(old, None, "exit");
+        add_task(&mut state, links_of(&[host]));
+
+        let events = unshare(&mut state, CLONE_NEWUTS, links_of(&[old]), SEEDED_NS + 1);
+
+        assert_eq!(
+            kinds(&events),
+            [
+                (EventKind::Destroyed, Some(old), Some(Cause::Recycled)),
+                (EventKind::Created, Some(old), None),
+                (EventKind::Left, Some(host), None),
+            ]
+        );
+        assert_eq!(events[1].syscall, Some("unshare"));
+        assert_eq!(events[1].from.map(|ns| ns.key), Some(host));
+        assert!(state.checks.iter().all(|c| c.key != old), "{:?}", state.checks);
+    }
+
+    /// A task that unshares again can get the inode number of the namespace
+    /// it leaves, which the kernel freed during the call.
+    #[test]
+    fn unshare_reusing_own_inode_is_created() {
+        let own = uts(4026532300);
+        let mut state = state_with(&[]);
+        add_task(&mut state, links_of(&[own]));
+
+        let events = unshare(&mut state, CLONE_NEWUTS, links_of(&[own]), SEEDED_NS + 1);
+
+        assert_eq!(
+            kinds(&events),
+            [
+                (EventKind::Destroyed, Some(own), Some(Cause::Recycled)),
+                (EventKind::Created, Some(own), None),
+            ]
+        );
+        let ns = state.namespaces.get(&own).expect("the new namespace");
+        assert!(ns.tasks.contains(&PID), "{:?}", ns.tasks);
+    }
+
+    /// Equal ids show that the state's namespace is the one the call
+    /// reports, so nothing is recycled.
+    #[test]
+    fn unshare_with_same_id_is_not_recycled() {
+        let (new, host) = (uts(4026532300), uts(4026531838));
+        let mut state = state_with(&[new]);
+        state.namespaces.get_mut(&new).unwrap().id = Some(77);
+        add_task(&mut state, links_of(&[host]));
+        let task = TaskFacts {
+            pid: PID,
+            tid: PID,
+            ppid: 1,
+            links: links_of(&[new]),
+            ids: {
+                let mut ids = [0; LINK_COUNT];
+                ids[NsType::Uts.index()] = 77;
+                ids
+            },
+            ..TaskFacts::default()
+        };
+        let mut events = Vec::new();
+        state.apply(
+            KernelEvent {
+                time: SystemTime::now(),
+                boot_ns: SEEDED_NS + 1,
+                change: Change::Unshare {
+                    task,
+                    flags: CLONE_NEWUTS,
+                },
+            },
+            &mut events,
+        );
+
+        assert_eq!(
+            kinds(&events),
+            [
+                (EventKind::Entered, Some(new), None),
+                (EventKind::Left, Some(host), None)
+            ]
+        );
+    }
+
+    /// An event from before the snapshot may have created a namespace that
+    /// the snapshot saw, so it proves nothing new.
+    #[test]
+    fn unshare_before_seeding_enters_known_namespace() {
+        let (known, host) = (uts(4026532300), uts(4026531838));
+        let mut state = state_with(&[known]);
+        add_task(&mut state, links_of(&[host]));
+
+        let events = unshare(&mut state, CLONE_NEWUTS, links_of(&[known]), SEEDED_NS);
+
+        assert_eq!(
+            kinds(&events),
+            [
+                (EventKind::Entered, Some(known), None),
+                (EventKind::Left, Some(host), None)
+            ]
+        );
+    }
+
+    #[test]
+    fn created_keys_by_slot() {
+        let mut links = links_of(&[
+            uts(10),
+            NsKey {
+                ty: NsType::Pid,
+                inode: 20,
+            },
+        ]);
+        links.pid_for_children = 21;
+        links.time_for_children = 31;
+        let pid_uts_time = 0x2000_0000 | CLONE_NEWUTS | 0x80;
+
+        let unshared = created_keys(&links, pid_uts_time, Creation::Unshare);
+        let cloned = created_keys(&links, pid_uts_time, Creation::Clone);
+
+        let pid = |inode| NsKey { ty: NsType::Pid, inode };
+        let time = NsKey {
+            ty: NsType::Time,
+            inode: 31,
+        };
+        assert_eq!(unshared, [pid(21), time, uts(10)]);
+        assert_eq!(cloned, [pid(20), time, uts(10)]);
+        assert_eq!(created_keys(&links, 0, Creation::Unshare), []);
     }
 
     #[test]

@@ -246,8 +246,9 @@ fn resolve_iterator_offsets(r: &Resolver<'_>, offsets: &mut KernelOffsets) -> Re
         offsets.has_ns_type = 1;
     }
 
-    // The tun driver's structs are in vmlinux BTF only when tun is built in;
-    // as a module its BTF is separate, and tun fds are then not reported.
+    // The tun driver's structs are in vmlinux BTF only when tun is built in.
+    // As a module its BTF is separate, and the fd iterator then reports tun
+    // fds without their namespace, which user space asks the fd for.
     let tun = (
         r.optional("tun_file", "tun", Expect::Pointer)?,
         r.optional("tun_struct", "dev", Expect::Pointer)?,
@@ -259,7 +260,10 @@ fn resolve_iterator_offsets(r: &Resolver<'_>, offsets: &mut KernelOffsets) -> Re
         offsets.net_device_nd_net = net_device_nd_net;
         offsets.has_tun = 1;
     } else {
-        log::info!("the kernel's BTF lacks the tun driver's structs; the fd iterator will not report tun fds");
+        log::info!(
+            "the kernel's BTF lacks the tun driver's structs, as when tun is a module; the fd iterator reports \
+             tun fds without their network namespace, which listns then asks each fd for"
+        );
     }
     Ok(())
 }
