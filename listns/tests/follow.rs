@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{NetnsName, NsHandle, Proc, TempFile, TmpNetnsMount, is_root, listns_ok, parse_json, wait_until};
+use common::{
+    NetnsName, NsHandle, Proc, TempFile, TmpNetnsMount, has_namespace_ids, is_root, listns_ok, parse_json, wait_until,
+};
 use listns::model::NsType;
 
 /// How long a test waits for the events it expects after its action.
@@ -238,8 +240,32 @@ impl Follower {
 
     /// Waits for an event that `matches` and returns it.
     fn wait_event(&mut self, expected: &str, matches: impl Fn(&Value) -> bool) -> Value {
+        let index = self.wait_index(expected, matches);
+        self.events[index].clone()
+    }
+
+    /// Waits for an event that `matches` and returns its index.
+    fn wait_index(&mut self, expected: &str, matches: impl Fn(&Value) -> bool) -> usize {
         self.wait_for(expected, |events| events.iter().any(&matches));
-        self.events.iter().find(|e| matches(e)).cloned().expect("found above")
+        self.events.iter().position(matches).expect("found above")
+    }
+
+    /// Waits for the `created` event of a namespace that the task `pid`
+    /// created, and returns the namespace as later events name it.
+    fn wait_created(&mut self, expected: &str, ty: &str, pid: i32, ns: Ns) -> (Ns, Value) {
+        let index = self.wait_index(expected, |e| is_by(e, "created", ty, pid) && ns.matches(&e["ns"]));
+        (ns.since(index), self.events[index].clone())
+    }
+
+    /// Panics with the follower's report unless the namespace reference
+    /// `value` (such as an event's `from`) is `expected`.
+    fn assert_ns(&self, event: &Value, field: &str, expected: Ns) {
+        assert!(
+            expected.matches(&event[field]),
+            "field {field}: expected {expected}, found {}\nin event {event}\n{}",
+            event[field],
+            self.report()
+        );
     }
 
     /// Describes the follower for a failure: its command, every event line it
@@ -421,16 +447,85 @@ fn run_pid(program: &str, args: &[&str]) -> i32 {
     pid
 }
 
-/// Opens namespace `ty` of a task and returns its 64-bit id. The fd is
-/// closed before returning, so the test does not keep the namespace alive.
-fn ns_id_of(path: &str, ty: NsType) -> u64 {
+/// A namespace as the tests find it in events: by its 64-bit id where the
+/// kernel has ids (Linux 6.18+), else by its inode number. The kernel reuses
+/// the inode numbers of freed namespaces, so a match by inode number counts
+/// only from the event index `since` on, the namespace's `created` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ns {
+    inode: u64,
+    id: Option<u64>,
+    since: usize,
+}
+
+impl Ns {
+    /// Returns the namespace that an event reference (`ns`, `from`, `to`) names.
+    fn of(reference: &Value) -> Ns {
+        Ns {
+            inode: reference["inode"].as_u64().unwrap_or(0),
+            id: reference["id"].as_u64(),
+            since: 0,
+        }
+    }
+
+    /// Returns this namespace with matches by inode number counted from event `index` on.
+    fn since(self, index: usize) -> Ns {
+        Ns { since: index, ..self }
+    }
+
+    /// Returns whether an event's namespace reference names this namespace.
+    fn matches(&self, reference: &Value) -> bool {
+        match self.id {
+            Some(id) => reference["id"].as_u64() == Some(id),
+            None => reference["inode"].as_u64() == Some(self.inode),
+        }
+    }
+}
+
+impl std::fmt::Display for Ns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.id {
+            Some(id) => write!(f, "id {id}"),
+            None => write!(f, "inode {}", self.inode),
+        }
+    }
+}
+
+/// Opens namespace `ty` of a task and returns it as events name it. The fd
+/// is closed before returning, so the test does not keep the namespace
+/// alive. Before Linux 6.18 it has no id, and the first such namespace of a
+/// test prints that the test matches events by inode number.
+fn ns_of(path: &str, ty: NsType) -> Ns {
     let handle = NsHandle::open(path, ty);
-    handle.id.unwrap_or_else(|| {
-        panic!(
-            "NS_GET_ID failed on {path} ({}); these tests need Linux 6.18+",
-            handle.key
-        )
-    })
+    if handle.id.is_none() {
+        announce_inode_matching();
+    }
+    Ns {
+        inode: handle.key.inode,
+        id: handle.id,
+        since: 0,
+    }
+}
+
+/// Prints once per test (libtest names each test's thread after it) that
+/// events are matched by inode number, after checking that the kernel
+/// predates `NS_GET_ID`.
+fn announce_inode_matching() {
+    thread_local! {
+        static ANNOUNCED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if ANNOUNCED.with(|announced| announced.replace(true)) {
+        return;
+    }
+    let test = std::thread::current().name().unwrap_or("follow test").to_string();
+    let ids = has_namespace_ids(
+        &test,
+        "events matched by inode number after each namespace's created event",
+    );
+    assert!(
+        !ids,
+        "{test}: NS_GET_ID works on /proc/self/ns/net but failed on a namespace of the test"
+    );
 }
 
 fn kind(event: &Value) -> &str {
@@ -449,9 +544,32 @@ fn pid_of(event: &Value) -> Option<i64> {
     event["pid"].as_i64()
 }
 
-/// Returns whether `event` is a `kind` event about namespace `id` of type `ty`.
-fn is_about(event: &Value, event_kind: &str, ty: &str, id: u64) -> bool {
-    kind(event) == event_kind && ns_type(event) == ty && ns_id(event) == Some(id)
+/// Returns whether `event` is a `kind` event about namespace `ns` of type
+/// `ty`. It does not look at the event's index: see [`any_about`].
+fn is_about(event: &Value, event_kind: &str, ty: &str, ns: Ns) -> bool {
+    kind(event) == event_kind && ns_type(event) == ty && ns.matches(&event["ns"])
+}
+
+/// Returns the index of the first `kind` event about namespace `ns` of type
+/// `ty` at or after `ns.since`.
+fn index_about(events: &[Value], event_kind: &str, ty: &str, ns: Ns) -> Option<usize> {
+    let later = events.get(ns.since..).unwrap_or_default();
+    later
+        .iter()
+        .position(|e| is_about(e, event_kind, ty, ns))
+        .map(|i| ns.since + i)
+}
+
+/// Returns whether there is a `kind` event about namespace `ns` of type
+/// `ty` at or after `ns.since`.
+fn any_about(events: &[Value], event_kind: &str, ty: &str, ns: Ns) -> bool {
+    index_about(events, event_kind, ty, ns).is_some()
+}
+
+/// Returns the first `kind` event about namespace `ns` of type `ty` at or
+/// after `ns.since`.
+fn find_about(events: &[Value], event_kind: &str, ty: &str, ns: Ns) -> Option<Value> {
+    index_about(events, event_kind, ty, ns).map(|i| events[i].clone())
 }
 
 /// Returns whether `event` is a `kind` event about a namespace of type `ty`
@@ -480,24 +598,32 @@ fn short_lived_netns_created_and_destroyed() {
         return;
     }
     let _lock = shared();
-    let own_net = ns_id_of("/proc/self/ns/net", NsType::Net);
+    let own_net = ns_of("/proc/self/ns/net", NsType::Net);
     let mut follower = Follower::start(&[]);
 
     let pid = run_pid("unshare", &["-n", "true"]);
-    let created = follower.wait_event(&format!("a created net event of PID {pid} (unshare -n true)"), |e| {
+    let index = follower.wait_index(&format!("a created net event of PID {pid} (unshare -n true)"), |e| {
         is_by(e, "created", "net", pid)
     });
+    let created = follower.events[index].clone();
     follower.assert_field(&created, "origin", "kernel");
     follower.assert_field(&created, "tid", pid);
     follower.assert_field(&created, "syscall", "unshare");
     follower.assert_field(&created, "flags", CLONE_NEWNET);
-    follower.assert_field(&created["from"], "id", own_net);
+    follower.assert_ns(&created, "from", own_net);
     follower.assert_field(&created, "to", created["ns"].clone());
-    let id = ns_id(&created).unwrap_or_else(|| panic!("the created event has no namespace id: {created}"));
-    assert_ne!(id, own_net, "unshare -n reported the host's net namespace: {created}");
+    let net = Ns::of(&created["ns"]).since(index);
+    assert!(
+        net.id.is_some() == own_net.id.is_some(),
+        "the created event has an id only where NS_GET_ID works: {created}"
+    );
+    assert!(
+        !own_net.matches(&created["ns"]),
+        "unshare -n reported the host's net namespace: {created}"
+    );
 
-    follower.wait_for(&format!("a destroyed event for net namespace id {id}"), |events| {
-        events.iter().any(|e| is_about(e, "destroyed", "net", id))
+    follower.wait_for(&format!("a destroyed event for net namespace {net}"), |events| {
+        any_about(events, "destroyed", "net", net)
     });
     follower.stop();
 }
@@ -512,34 +638,29 @@ fn user_and_net_destroyed_on_kill() {
 
     let sleeper = Proc::spawn_until_comm("unshare", &["-U", "-r", "-n", "sleep", "600"], "sleep");
     let pid = sleeper.pid();
-    let user = ns_id_of(&format!("/proc/{pid}/ns/user"), NsType::User);
-    let net = ns_id_of(&format!("/proc/{pid}/ns/net"), NsType::Net);
-    follower.wait_for(
-        &format!("created events for user namespace id {user} and net namespace id {net}, both of PID {pid}"),
-        |events| {
-            events.iter().any(|e| is_about(e, "created", "user", user))
-                && events.iter().any(|e| is_about(e, "created", "net", net))
-        },
+    let user = ns_of(&format!("/proc/{pid}/ns/user"), NsType::User);
+    let net = ns_of(&format!("/proc/{pid}/ns/net"), NsType::Net);
+    let (user, created_user) = follower.wait_created(
+        &format!("a created event for user namespace {user} of PID {pid}"),
+        "user",
+        pid,
+        user,
     );
-    for (ty, id) in [("user", user), ("net", net)] {
-        let created = follower
-            .events
-            .iter()
-            .find(|e| is_about(e, "created", ty, id))
-            .unwrap()
-            .clone();
-        follower.assert_field(&created, "pid", pid);
+    let (net, created_net) = follower.wait_created(
+        &format!("a created event for net namespace {net} of PID {pid}"),
+        "net",
+        pid,
+        net,
+    );
+    for created in [created_user, created_net] {
         follower.assert_field(&created, "syscall", "unshare");
         follower.assert_flags_contain(&created, CLONE_NEWUSER | CLONE_NEWNET);
     }
 
     drop(sleeper);
     follower.wait_for(
-        &format!("destroyed events for user namespace id {user} and net namespace id {net} after PID {pid} was killed"),
-        |events| {
-            events.iter().any(|e| is_about(e, "destroyed", "user", user))
-                && events.iter().any(|e| is_about(e, "destroyed", "net", net))
-        },
+        &format!("destroyed events for user namespace {user} and net namespace {net} after PID {pid} was killed"),
+        |events| any_about(events, "destroyed", "user", user) && any_about(events, "destroyed", "net", net),
     );
     follower.stop();
 }
@@ -562,19 +683,20 @@ fn pid_namespace_and_first_child() {
         child != 0 && common::proc_comm(child).as_deref() == Some("sleep")
     });
     let child_guard = KillOnDrop { pid: child, parent };
-    let pid_ns = ns_id_of(&format!("/proc/{child}/ns/pid"), NsType::Pid);
+    let pid_ns = ns_of(&format!("/proc/{child}/ns/pid"), NsType::Pid);
 
-    let created = follower.wait_event(
-        &format!("a created pid event for namespace id {pid_ns} by unshare (PID {parent})"),
-        |e| is_about(e, "created", "pid", pid_ns),
+    let (pid_ns, created) = follower.wait_created(
+        &format!("a created pid event for namespace {pid_ns} by unshare (PID {parent})"),
+        "pid",
+        parent,
+        pid_ns,
     );
-    follower.assert_field(&created, "pid", parent);
     follower.assert_field(&created, "syscall", "unshare");
     follower.assert_flags_contain(&created, CLONE_NEWPID);
 
     let entered = follower.wait_event(
-        &format!("an event of the first child (PID {child}) in pid namespace id {pid_ns}"),
-        |e| pid_of(e) == Some(i64::from(child)) && ns_type(e) == "pid" && ns_id(e) == Some(pid_ns),
+        &format!("an event of the first child (PID {child}) in pid namespace {pid_ns}"),
+        |e| pid_of(e) == Some(i64::from(child)) && ns_type(e) == "pid" && pid_ns.matches(&e["ns"]),
     );
     follower.assert_field(&entered, "event", "entered");
     follower.assert_field(&entered, "syscall", "clone");
@@ -588,8 +710,8 @@ fn pid_namespace_and_first_child() {
         common::proc_state(parent).is_none_or(|state| state == 'Z')
     });
     drop(unshare);
-    follower.wait_for(&format!("a destroyed event for pid namespace id {pid_ns}"), |events| {
-        events.iter().any(|e| is_about(e, "destroyed", "pid", pid_ns))
+    follower.wait_for(&format!("a destroyed event for pid namespace {pid_ns}"), |events| {
+        any_about(events, "destroyed", "pid", pid_ns)
     });
     follower.stop();
 }
@@ -642,14 +764,19 @@ fn pid_namespace_freed_when_zombie_reaped() {
         pid: child,
         parent: unshare,
     };
-    let pid_ns = ns_id_of(&format!("/proc/{child}/ns/pid"), NsType::Pid);
+    let pid_ns = ns_of(&format!("/proc/{child}/ns/pid"), NsType::Pid);
+    let (pid_ns, _) = follower.wait_created(
+        &format!("a created event (by PID {unshare}) for pid namespace {pid_ns}"),
+        "pid",
+        unshare,
+        pid_ns,
+    );
     follower.wait_for(
-        &format!("created (by PID {unshare}) and entered (by PID {child}) events for pid namespace id {pid_ns}"),
+        &format!("an entered event (by PID {child}) for pid namespace {pid_ns}"),
         |events| {
-            events.iter().any(|e| is_about(e, "created", "pid", pid_ns))
-                && events
-                    .iter()
-                    .any(|e| is_about(e, "entered", "pid", pid_ns) && pid_of(e) == Some(i64::from(child)))
+            events[pid_ns.since..]
+                .iter()
+                .any(|e| is_about(e, "entered", "pid", pid_ns) && pid_of(e) == Some(i64::from(child)))
         },
     );
 
@@ -664,14 +791,10 @@ fn pid_namespace_freed_when_zombie_reaped() {
     // and 400 ms) while the zombie still keeps the namespace alive.
     std::thread::sleep(Duration::from_millis(1500));
     follower.take_available();
-    let early = follower
-        .events
-        .iter()
-        .find(|e| is_about(e, "destroyed", "pid", pid_ns))
-        .cloned();
+    let early = find_about(&follower.events, "destroyed", "pid", pid_ns);
     assert!(
         early.is_none(),
-        "pid namespace id {pid_ns} was reported destroyed while the zombie PID {child} holds it: {early:?}\n{}",
+        "pid namespace {pid_ns} was reported destroyed while the zombie PID {child} holds it: {early:?}\n{}",
         follower.report()
     );
 
@@ -680,8 +803,8 @@ fn pid_namespace_freed_when_zombie_reaped() {
         .expect("failed to send SIGUSR1 to the reaper");
     assert_eq!(reaper.read_line(), "reaped");
     follower.wait_for(
-        &format!("a destroyed event for pid namespace id {pid_ns} after its zombie PID {child} was reaped"),
-        |events| events.iter().any(|e| is_about(e, "destroyed", "pid", pid_ns)),
+        &format!("a destroyed event for pid namespace {pid_ns} after its zombie PID {child} was reaped"),
+        |events| any_about(events, "destroyed", "pid", pid_ns),
     );
     follower.stop();
 }
@@ -696,27 +819,40 @@ fn time_namespace_on_exec() {
 
     let sleeper = Proc::spawn_until_comm("unshare", &["-T", "sleep", "600"], "sleep");
     let pid = sleeper.pid();
-    let time = ns_id_of(&format!("/proc/{pid}/ns/time"), NsType::Time);
+    let time = ns_of(&format!("/proc/{pid}/ns/time_for_children"), NsType::Time);
+    let switched = NsHandle::open(format!("/proc/{pid}/ns/time"), NsType::Time).key.inode == time.inode;
 
-    let created = follower.wait_event(
-        &format!("a created time event for namespace id {time} by PID {pid}"),
-        |e| is_about(e, "created", "time", time),
+    let (time, created) = follower.wait_created(
+        &format!("a created time event for namespace {time} by PID {pid}"),
+        "time",
+        pid,
+        time,
     );
-    follower.assert_field(&created, "pid", pid);
     follower.assert_field(&created, "syscall", "unshare");
     follower.assert_field(&created, "flags", CLONE_NEWTIME);
 
     // unshare(CLONE_NEWTIME) changes only time_for_children; the exec moves
     // the task itself into the new namespace.
-    let entered = follower.wait_event(
-        &format!("an entered time event for namespace id {time} by the exec of PID {pid}"),
-        |e| is_about(e, "entered", "time", time) && pid_of(e) == Some(i64::from(pid)),
-    );
-    follower.assert_field(&entered, "syscall", "execve");
+    if switched {
+        let entered = follower.wait_event(
+            &format!("an entered time event for namespace {time} by the exec of PID {pid}"),
+            |e| is_about(e, "entered", "time", time) && pid_of(e) == Some(i64::from(pid)),
+        );
+        follower.assert_field(&entered, "syscall", "execve");
+    } else {
+        assert!(
+            common::kernel_version() < (6, 12),
+            "the exec of PID {pid} did not enter its time_for_children namespace {time} on Linux 6.12 or later"
+        );
+        eprintln!(
+            "time_namespace_on_exec: this kernel does not switch time namespaces on exec, so the test skips \
+             the entered event of the exec"
+        );
+    }
 
     drop(sleeper);
-    follower.wait_for(&format!("a destroyed event for time namespace id {time}"), |events| {
-        events.iter().any(|e| is_about(e, "destroyed", "time", time))
+    follower.wait_for(&format!("a destroyed event for time namespace {time}"), |events| {
+        any_about(events, "destroyed", "time", time)
     });
     follower.stop();
 }
@@ -731,45 +867,26 @@ fn cgroup_ipc_uts_mnt_created() {
 
     let sleeper = Proc::spawn_until_comm("unshare", &["-C", "-i", "-u", "-m", "sleep", "600"], "sleep");
     let pid = sleeper.pid();
-    let expected: Vec<(&str, u64)> = [
+    let all = CLONE_NEWCGROUP | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS;
+    let mut expected: Vec<(&str, Ns)> = Vec::new();
+    for (name, ty) in [
         ("cgroup", NsType::Cgroup),
         ("ipc", NsType::Ipc),
         ("uts", NsType::Uts),
         ("mnt", NsType::Mnt),
-    ]
-    .into_iter()
-    .map(|(name, ty)| (name, ns_id_of(&format!("/proc/{pid}/ns/{name}"), ty)))
-    .collect();
-    let all = CLONE_NEWCGROUP | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS;
-
-    follower.wait_for(
-        &format!("created events of PID {pid} for the namespaces {expected:?}"),
-        |events| {
-            expected
-                .iter()
-                .all(|&(ty, id)| events.iter().any(|e| is_about(e, "created", ty, id)))
-        },
-    );
-    for &(ty, id) in &expected {
-        let created = follower
-            .events
-            .iter()
-            .find(|e| is_about(e, "created", ty, id))
-            .unwrap()
-            .clone();
-        follower.assert_field(&created, "pid", pid);
+    ] {
+        let ns = ns_of(&format!("/proc/{pid}/ns/{name}"), ty);
+        let (ns, created) =
+            follower.wait_created(&format!("a created {name} event of PID {pid} for {ns}"), name, pid, ns);
         follower.assert_field(&created, "syscall", "unshare");
         follower.assert_field(&created, "flags", all);
+        expected.push((name, ns));
     }
 
     drop(sleeper);
     follower.wait_for(
         &format!("destroyed events for the namespaces {expected:?} after PID {pid} was killed"),
-        |events| {
-            expected
-                .iter()
-                .all(|&(ty, id)| events.iter().any(|e| is_about(e, "destroyed", ty, id)))
-        },
+        |events| expected.iter().all(|&(ty, ns)| any_about(events, "destroyed", ty, ns)),
     );
     follower.stop();
 }
@@ -808,21 +925,22 @@ fn clone3_new_uts_created() {
     let parent = python.pid();
     let child: i32 = python.read_number();
     let child_guard = KillOnDrop { pid: child, parent };
-    let uts = ns_id_of(&format!("/proc/{child}/ns/uts"), NsType::Uts);
+    let uts = ns_of(&format!("/proc/{child}/ns/uts"), NsType::Uts);
 
-    let created = follower.wait_event(
-        &format!("a created uts event for namespace id {uts} by the clone3 child (PID {child})"),
-        |e| is_about(e, "created", "uts", uts),
+    let (uts, created) = follower.wait_created(
+        &format!("a created uts event for namespace {uts} by the clone3 child (PID {child})"),
+        "uts",
+        child,
+        uts,
     );
-    follower.assert_field(&created, "pid", child);
     follower.assert_field(&created, "tid", child);
     follower.assert_field(&created, "ppid", parent);
     follower.assert_field(&created, "syscall", "clone");
     follower.assert_flags_contain(&created, CLONE_NEWUTS);
 
     drop(child_guard);
-    follower.wait_for(&format!("a destroyed event for uts namespace id {uts}"), |events| {
-        events.iter().any(|e| is_about(e, "destroyed", "uts", uts))
+    follower.wait_for(&format!("a destroyed event for uts namespace {uts}"), |events| {
+        any_about(events, "destroyed", "uts", uts)
     });
     drop(python);
     follower.stop();
@@ -834,32 +952,23 @@ fn ip_netns_named_entered_unnamed() {
         return;
     }
     let _lock = shared();
-    let own_net = ns_id_of("/proc/self/ns/net", NsType::Net);
+    let own_net = ns_of("/proc/self/ns/net", NsType::Net);
     let mut follower = Follower::start(&[]);
 
     let mut netns = NetnsName::add("follow");
     let path = netns.path_str().to_string();
-    let id = ns_id_of(&path, NsType::Net);
-    follower.wait_for(
-        &format!("created and named events for net namespace id {id} ({path})"),
-        |events| {
-            events.iter().any(|e| is_about(e, "created", "net", id))
-                && events.iter().any(|e| is_about(e, "named", "net", id))
-        },
+    let net = ns_of(&path, NsType::Net);
+    // `ip netns add` unshares in the ip process itself.
+    let index = follower.wait_index(
+        &format!("a created event by ip for net namespace {net} ({path})"),
+        |e| is_about(e, "created", "net", net) && e["comm"] == "ip",
     );
-    let created = follower
-        .events
-        .iter()
-        .find(|e| is_about(e, "created", "net", id))
-        .unwrap()
-        .clone();
-    follower.assert_field(&created, "syscall", "unshare");
-    let named = follower
-        .events
-        .iter()
-        .find(|e| is_about(e, "named", "net", id))
-        .unwrap()
-        .clone();
+    let net = net.since(index);
+    follower.assert_field(&follower.events[index].clone(), "syscall", "unshare");
+    follower.wait_for(&format!("a named event for net namespace {net} ({path})"), |events| {
+        any_about(events, "named", "net", net)
+    });
+    let named = find_about(&follower.events, "named", "net", net).expect("found above");
     assert!(
         names_mount(&named, &path),
         "the named event does not name the bind mount {path}: {named}\n{}",
@@ -869,41 +978,33 @@ fn ip_netns_named_entered_unnamed() {
     let sleeper = Proc::spawn_until_comm("ip", &["netns", "exec", &netns.name, "sleep", "600"], "sleep");
     let pid = sleeper.pid();
     let entered = follower.wait_event(
-        &format!("an entered event of PID {pid} (ip netns exec) into net namespace id {id}"),
-        |e| is_about(e, "entered", "net", id) && pid_of(e) == Some(i64::from(pid)),
+        &format!("an entered event of PID {pid} (ip netns exec) into net namespace {net}"),
+        |e| is_about(e, "entered", "net", net) && pid_of(e) == Some(i64::from(pid)),
     );
     follower.assert_field(&entered, "syscall", "setns");
     follower.assert_field(&entered, "flags", CLONE_NEWNET);
-    follower.assert_field(&entered["from"], "id", own_net);
-    follower.assert_field(&entered["to"], "id", id);
+    follower.assert_ns(&entered, "from", own_net);
+    follower.assert_ns(&entered, "to", net);
 
     drop(sleeper);
     netns.delete();
     follower.wait_for(
-        &format!("unnamed and destroyed events for net namespace id {id} after ip netns del"),
-        |events| {
-            events.iter().any(|e| is_about(e, "unnamed", "net", id))
-                && events.iter().any(|e| is_about(e, "destroyed", "net", id))
-        },
+        &format!("unnamed and destroyed events for net namespace {net} after ip netns del"),
+        |events| any_about(events, "unnamed", "net", net) && any_about(events, "destroyed", "net", net),
     );
-    let unnamed = follower
-        .events
-        .iter()
-        .find(|e| is_about(e, "unnamed", "net", id))
-        .unwrap()
-        .clone();
+    let unnamed = find_about(&follower.events, "unnamed", "net", net).expect("found above");
     assert!(
         names_mount(&unnamed, &path),
         "the unnamed event does not name the bind mount {path}: {unnamed}\n{}",
         follower.report()
     );
     let order = (
-        position(&follower.events, |e| is_about(e, "unnamed", "net", id)),
-        position(&follower.events, |e| is_about(e, "destroyed", "net", id)),
+        index_about(&follower.events, "unnamed", "net", net),
+        index_about(&follower.events, "destroyed", "net", net),
     );
     assert!(
         order.0 < order.1,
-        "expected unnamed before destroyed for net namespace id {id}, found them at {order:?}\n{}",
+        "expected unnamed before destroyed for net namespace {net}, found them at {order:?}\n{}",
         follower.report()
     );
     follower.stop();
@@ -937,20 +1038,21 @@ fn thread_unshare_reports_tid() {
     let pid = python.pid();
     let tid: i32 = python.read_number();
     assert_ne!(tid, pid, "the unsharing thread is the main thread");
-    let uts = ns_id_of(&format!("/proc/{pid}/task/{tid}/ns/uts"), NsType::Uts);
+    let uts = ns_of(&format!("/proc/{pid}/task/{tid}/ns/uts"), NsType::Uts);
 
-    let created = follower.wait_event(
-        &format!("a created uts event for namespace id {uts} by thread {tid} of PID {pid}"),
-        |e| is_about(e, "created", "uts", uts),
+    let (uts, created) = follower.wait_created(
+        &format!("a created uts event for namespace {uts} by thread {tid} of PID {pid}"),
+        "uts",
+        pid,
+        uts,
     );
-    follower.assert_field(&created, "pid", pid);
     follower.assert_field(&created, "tid", tid);
     follower.assert_field(&created, "syscall", "unshare");
     follower.assert_field(&created, "flags", CLONE_NEWUTS);
 
     drop(python);
-    follower.wait_for(&format!("a destroyed event for uts namespace id {uts}"), |events| {
-        events.iter().any(|e| is_about(e, "destroyed", "uts", uts))
+    follower.wait_for(&format!("a destroyed event for uts namespace {uts}"), |events| {
+        any_about(events, "destroyed", "uts", uts)
     });
     follower.stop();
 }
@@ -979,9 +1081,9 @@ fn thread_setns_reports_tid() {
         return;
     }
     let _lock = shared();
-    let own_net = ns_id_of("/proc/self/ns/net", NsType::Net);
+    let own_net = ns_of("/proc/self/ns/net", NsType::Net);
     let netns = NetnsName::add("setns");
-    let id = ns_id_of(netns.path_str(), NsType::Net);
+    let net = ns_of(netns.path_str(), NsType::Net);
     let mut follower = Follower::start(&[]);
 
     let python = Proc::python(THREAD_SETNS_NET, &[netns.path_str()]);
@@ -989,15 +1091,16 @@ fn thread_setns_reports_tid() {
     let tid: i32 = python.read_number();
     assert_ne!(tid, pid, "the thread that called setns is the main thread");
 
+    // The follower starts after the namespace exists, so an inode match
+    // cannot belong to an earlier namespace.
     let entered = follower.wait_event(
-        &format!("an entered net event for namespace id {id} by thread {tid} of PID {pid}"),
-        |e| is_about(e, "entered", "net", id),
+        &format!("an entered net event for namespace {net} by thread {tid} of PID {pid}"),
+        |e| is_about(e, "entered", "net", net) && pid_of(e) == Some(i64::from(pid)),
     );
-    follower.assert_field(&entered, "pid", pid);
     follower.assert_field(&entered, "tid", tid);
     follower.assert_field(&entered, "syscall", "setns");
     follower.assert_field(&entered, "flags", CLONE_NEWNET);
-    follower.assert_field(&entered["from"], "id", own_net);
+    follower.assert_ns(&entered, "from", own_net);
     follower.stop();
 }
 
@@ -1016,22 +1119,17 @@ fn bind_mount_pins_netns() {
     let path = mount.path_str().to_string();
     let sleeper = Proc::spawn_until_comm("unshare", &[&format!("--net={path}")[..], "sleep", "600"], "sleep");
     let pid = sleeper.pid();
-    let id = ns_id_of(&path, NsType::Net);
-    follower.wait_for(
-        &format!("created (by PID {pid}) and named ({path}) events for net namespace id {id}"),
-        |events| {
-            events
-                .iter()
-                .any(|e| is_about(e, "created", "net", id) && pid_of(e) == Some(i64::from(pid)))
-                && events.iter().any(|e| is_about(e, "named", "net", id))
-        },
+    let net = ns_of(&path, NsType::Net);
+    let (net, _) = follower.wait_created(
+        &format!("a created event by PID {pid} for net namespace {net}"),
+        "net",
+        pid,
+        net,
     );
-    let named = follower
-        .events
-        .iter()
-        .find(|e| is_about(e, "named", "net", id))
-        .unwrap()
-        .clone();
+    follower.wait_for(&format!("a named event ({path}) for net namespace {net}"), |events| {
+        any_about(events, "named", "net", net)
+    });
+    let named = find_about(&follower.events, "named", "net", net).expect("found above");
     assert!(
         names_mount(&named, &path),
         "the named event does not name {path}: {named}\n{}",
@@ -1039,41 +1137,30 @@ fn bind_mount_pins_netns() {
     );
 
     drop(sleeper);
-    let pinned = follower.wait_event(
-        &format!("a pinned event for net namespace id {id} after PID {pid} was killed"),
-        |e| is_about(e, "pinned", "net", id),
+    follower.wait_for(
+        &format!("a pinned event for net namespace {net} after PID {pid} was killed"),
+        |events| any_about(events, "pinned", "net", net),
     );
+    let pinned = find_about(&follower.events, "pinned", "net", net).expect("found above");
     assert!(
         names_mount(&pinned, &path),
         "the pinned event does not name the bind mount {path} as holder: {pinned}\n{}",
         follower.report()
     );
-    let early = follower
-        .events
-        .iter()
-        .find(|e| is_about(e, "destroyed", "net", id))
-        .cloned();
+    let early = find_about(&follower.events, "destroyed", "net", net);
     assert!(
         early.is_none(),
-        "net namespace id {id} was reported destroyed while {path} holds it: {early:?}\n{}",
+        "net namespace {net} was reported destroyed while {path} holds it: {early:?}\n{}",
         follower.report()
     );
 
     rustix::mount::unmount(&mount.file.path, rustix::mount::UnmountFlags::empty())
         .unwrap_or_else(|e| panic!("umount {path} failed: {e}"));
     follower.wait_for(
-        &format!("unnamed and destroyed events for net namespace id {id} after umount {path}"),
-        |events| {
-            events.iter().any(|e| is_about(e, "unnamed", "net", id))
-                && events.iter().any(|e| is_about(e, "destroyed", "net", id))
-        },
+        &format!("unnamed and destroyed events for net namespace {net} after umount {path}"),
+        |events| any_about(events, "unnamed", "net", net) && any_about(events, "destroyed", "net", net),
     );
-    let unnamed = follower
-        .events
-        .iter()
-        .find(|e| is_about(e, "unnamed", "net", id))
-        .unwrap()
-        .clone();
+    let unnamed = find_about(&follower.events, "unnamed", "net", net).expect("found above");
     assert!(
         names_mount(&unnamed, &path),
         "the unnamed event does not name {path}: {unnamed}\n{}",
@@ -1243,12 +1330,12 @@ fn output_file_appends_events() {
     let mut follower = Follower::start(&["--output", log.path_str()]);
 
     let pid = run_pid("unshare", &["-u", "true"]);
-    let created = follower.wait_event(&format!("a created uts event of PID {pid}"), |e| {
+    let index = follower.wait_index(&format!("a created uts event of PID {pid}"), |e| {
         is_by(e, "created", "uts", pid)
     });
-    let id = ns_id(&created).expect("the created event has an id");
-    follower.wait_for(&format!("a destroyed event for uts namespace id {id}"), |events| {
-        events.iter().any(|e| is_about(e, "destroyed", "uts", id))
+    let uts = Ns::of(&follower.events[index]["ns"]).since(index);
+    follower.wait_for(&format!("a destroyed event for uts namespace {uts}"), |events| {
+        any_about(events, "destroyed", "uts", uts)
     });
     follower.stop();
 
@@ -1435,6 +1522,63 @@ struct StormResult {
     lost_events: usize,
 }
 
+/// The uts namespaces of a storm as the follower's events report them. A
+/// namespace is keyed by its id, or, before Linux 6.18, by the index of its
+/// `created` event, because the storm reuses inode numbers at once.
+#[derive(Debug, Default)]
+struct StormNamespaces {
+    /// Key and PID of each namespace that a storm child was reported to create.
+    created: HashMap<u64, i64>,
+    /// Origin of the `destroyed` event of each key.
+    destroyed: HashMap<u64, String>,
+    /// The inode numbers of the storm's namespaces.
+    inodes: HashSet<u64>,
+}
+
+/// Sorts the uts events of a storm (`is_storm` tells a storm child's
+/// `created` event) into namespaces. Without ids, a `destroyed` event ends
+/// the last namespace created with its inode number.
+fn storm_namespaces(events: &[Value], is_storm: impl Fn(&Value) -> bool) -> StormNamespaces {
+    let mut storm = StormNamespaces::default();
+    // Without ids: the key of the storm namespace that has each inode number.
+    let mut by_inode: HashMap<u64, u64> = HashMap::new();
+    for (index, event) in events.iter().enumerate() {
+        if ns_type(event) != "uts" {
+            continue;
+        }
+        let inode = event["ns"]["inode"].as_u64().unwrap_or(0);
+        let key = match ns_id(event) {
+            Some(id) => Some(id),
+            None if kind(event) == "created" => {
+                let key = index as u64;
+                if is_storm(event) {
+                    by_inode.insert(inode, key);
+                } else {
+                    by_inode.remove(&inode);
+                }
+                Some(key)
+            }
+            None if kind(event) == "destroyed" => by_inode.remove(&inode),
+            None => None,
+        };
+        let Some(key) = key else { continue };
+        match kind(event) {
+            "created" if is_storm(event) => {
+                if let Some(pid) = pid_of(event) {
+                    storm.created.insert(key, pid);
+                    storm.inodes.insert(inode);
+                }
+            }
+            "destroyed" => {
+                let origin = event["origin"].as_str().unwrap_or("?").to_string();
+                storm.destroyed.insert(key, origin);
+            }
+            _ => {}
+        }
+    }
+    storm
+}
+
 /// Runs the storm while `follower` follows, stopped with SIGSTOP for the
 /// whole storm if `pause`. Then checks that the namespaces of every child
 /// were reported created or covered by a `lost` event, and that every one
@@ -1456,22 +1600,11 @@ fn storm(follower: &mut Follower, pause: bool, unshares: usize) -> StormResult {
     }
 
     let is_storm = |e: &Value| e["ppid"].as_i64() == Some(i64::from(helper_pid)) && ns_type(e) == "uts";
-    let storm_ids = |events: &[Value]| -> HashMap<u64, i64> {
-        events
-            .iter()
-            .filter(|e| kind(e) == "created" && is_storm(e))
-            .filter_map(|e| Some((ns_id(e)?, pid_of(e)?)))
-            .collect()
-    };
     let settled = |events: &[Value]| {
         let lost = events.iter().any(|e| kind(e) == "lost");
-        let created = storm_ids(events);
-        let destroyed: HashSet<u64> = events
-            .iter()
-            .filter(|e| kind(e) == "destroyed" && ns_type(e) == "uts")
-            .filter_map(ns_id)
-            .collect();
-        (lost || created.len() >= expected_namespaces) && created.keys().all(|id| destroyed.contains(id))
+        let storm = storm_namespaces(events, is_storm);
+        (lost || storm.created.len() >= expected_namespaces)
+            && storm.created.keys().all(|key| storm.destroyed.contains_key(key))
     };
     follower.wait_for_within(
         STORM_CATCH_UP,
@@ -1484,7 +1617,8 @@ fn storm(follower: &mut Follower, pause: bool, unshares: usize) -> StormResult {
     let caught_up = started.elapsed();
     follower.assert_running();
 
-    let created = storm_ids(&follower.events);
+    let storm = storm_namespaces(&follower.events, is_storm);
+    let created = &storm.created;
     let reported: HashSet<i64> = created.values().copied().collect();
     let unknown: Vec<&i64> = reported.iter().filter(|p| !children.contains(p)).collect();
     assert!(
@@ -1496,12 +1630,12 @@ fn storm(follower: &mut Follower, pause: bool, unshares: usize) -> StormResult {
     let lost: Vec<Value> = follower.events.iter().filter(|e| kind(e) == "lost").cloned().collect();
     let lost_count: u64 = lost.iter().filter_map(|e| e["count"].as_u64()).sum();
     let rescan = follower.events.iter().filter(|e| e["origin"] == "rescan").count();
-    let destroyed_by: HashMap<&str, usize> = follower
-        .events
+    let destroyed_by: HashMap<&str, usize> = storm
+        .destroyed
         .iter()
-        .filter(|e| kind(e) == "destroyed" && ns_id(e).is_some_and(|id| created.contains_key(&id)))
-        .fold(HashMap::new(), |mut counts, e| {
-            *counts.entry(e["origin"].as_str().unwrap_or("?")).or_default() += 1;
+        .filter(|(key, _)| created.contains_key(key))
+        .fold(HashMap::new(), |mut counts, (_, origin)| {
+            *counts.entry(origin.as_str()).or_default() += 1;
             counts
         });
     eprintln!(
@@ -1546,18 +1680,33 @@ fn storm(follower: &mut Follower, pause: bool, unshares: usize) -> StormResult {
     }
 
     // A fresh snapshot agrees that none of the storm's namespaces is left.
+    // Without ids, a uts namespace with a storm's inode number may only be
+    // one that the follower reported after the storm's.
     let snapshot = parse_json(&listns_ok(&["-J"]));
-    let alive: Vec<u64> = snapshot["namespaces"]
+    let last_kind = |inode: u64| {
+        follower
+            .events
+            .iter()
+            .rev()
+            .find(|e| ns_type(e) == "uts" && e["ns"]["inode"].as_u64() == Some(inode))
+            .map(|e| kind(e).to_string())
+    };
+    let alive: Vec<String> = snapshot["namespaces"]
         .as_array()
         .expect("the snapshot has a namespaces array")
         .iter()
         .filter(|ns| ns["type"] == "uts")
-        .filter_map(|ns| ns["id"].as_u64())
-        .filter(|id| created.contains_key(id))
+        .filter(|ns| match ns["id"].as_u64() {
+            Some(id) => created.contains_key(&id),
+            None => ns["inode"]
+                .as_u64()
+                .is_some_and(|inode| storm.inodes.contains(&inode) && last_kind(inode).as_deref() == Some("destroyed")),
+        })
+        .map(|ns| ns.to_string())
         .collect();
     assert!(
         alive.is_empty(),
-        "listns -J still shows storm uts namespaces with ids {alive:?}, which the follower reported destroyed"
+        "listns -J still shows storm uts namespaces {alive:?}, which the follower reported destroyed"
     );
     follower.assert_running();
     StormResult {
@@ -1610,22 +1759,19 @@ fn polling_backend_netns() {
 
     let mut netns = NetnsName::add("poll");
     let path = netns.path_str().to_string();
-    let id = ns_id_of(&path, NsType::Net);
-    let created = follower.wait_event(
-        &format!("a created event with origin poll for net namespace id {id} ({path})"),
-        |e| is_about(e, "created", "net", id),
-    );
-    follower.assert_field(&created, "origin", "poll");
-    assert!(
-        names_mount(&created, &path),
-        "the created event of a poll does not name the bind mount {path}: {created}\n{}",
-        follower.report()
-    );
+    let net = ns_of(&path, NsType::Net);
+    // Only this namespace has the bind mount at `path`, whichever earlier
+    // namespace had its inode number.
+    let index = follower.wait_index(&format!("a created event naming {path} for net namespace {net}"), |e| {
+        is_about(e, "created", "net", net) && names_mount(e, &path)
+    });
+    let net = net.since(index);
+    follower.assert_field(&follower.events[index].clone(), "origin", "poll");
 
     netns.delete();
     follower.wait_for(
-        &format!("a destroyed event for net namespace id {id} after ip netns del"),
-        |events| events.iter().any(|e| is_about(e, "destroyed", "net", id)),
+        &format!("a destroyed event for net namespace {net} after ip netns del"),
+        |events| any_about(events, "destroyed", "net", net),
     );
     follower.stop();
 }

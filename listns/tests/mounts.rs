@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use listns::discover::mounts::{
     NsfsMount, all_mount_namespaces, listmount_nsfs, mount_namespace_id, nsfs_mounts_by_entering, read_nsfs_mounts,
 };
+use listns::inventory::Route;
+use listns::model::{Holder, NsKey, NsType};
 use rustix::mount::{MountPropagationFlags, UnmountFlags};
 use rustix::thread::UnshareFlags;
 
@@ -185,6 +187,58 @@ fn assert_contains_pin(mounts: &[NsfsMount], mount_point: &[u8], ns_type: &str, 
     assert_eq!(matching[0].ns_inode, ns_inode, "inode of {matching:?}");
 }
 
+/// Returns (major, minor) of the running kernel.
+fn kernel_version() -> (u32, u32) {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("read the kernel release");
+    let mut numbers = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|part| part.parse::<u32>().unwrap_or(0));
+    (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0))
+}
+
+/// Returns whether the kernel has the mount namespace ioctls
+/// (`NS_MNT_GET_INFO`, `NS_MNT_GET_NEXT`, Linux 6.12), which give the ids that
+/// listmount needs. Where it lacks them, prints that `test` checks the
+/// fallback instead: the ioctls fail with kind `Unsupported`, and a forked
+/// child enters the mount namespace and reads its mountinfo.
+fn has_mount_namespace_ids(test: &str) -> bool {
+    match mount_namespace_id(own_mount_namespace().as_fd()) {
+        Ok(_) => true,
+        Err(error) => {
+            assert_eq!(error.kind(), io::ErrorKind::Unsupported, "{error}");
+            assert!(
+                kernel_version() < (6, 12),
+                "NS_MNT_GET_INFO is missing on Linux 6.12 or later: {error}"
+            );
+            eprintln!(
+                "{test}: this kernel lacks NS_MNT_GET_INFO and NS_MNT_GET_NEXT (Linux 6.12+), \
+                 so the test checks the fallback by entering the namespace"
+            );
+            false
+        }
+    }
+}
+
+/// Asserts that listmount(2) in another mount namespace is unavailable, as
+/// before Linux 6.11 (no `mnt_ns_id`) or 6.8 (no listmount), so that callers
+/// fall back to entering the namespace.
+fn assert_listmount_unsupported() {
+    if kernel_version() >= (6, 11) {
+        // listmount with mnt_ns_id exists, only the ioctls that give the id are missing.
+        return;
+    }
+    let error = listmount_nsfs(u64::MAX - 1).unwrap_err();
+    assert_eq!(error.kind(), io::ErrorKind::Unsupported, "{error}");
+}
+
+/// Asserts that the walk over all mount namespaces fails with kind
+/// `Unsupported` when it starts from `start`.
+fn assert_walk_unsupported(start: std::os::fd::BorrowedFd<'_>) {
+    let error = all_mount_namespaces(start).unwrap_err();
+    assert_eq!(error.kind(), io::ErrorKind::Unsupported, "{error}");
+}
+
 fn sorted(mut mounts: Vec<NsfsMount>) -> Vec<NsfsMount> {
     mounts.sort_by(|a, b| (a.mount_id, &a.mount_point).cmp(&(b.mount_id, &b.mount_point)));
     mounts
@@ -197,6 +251,11 @@ fn mount_namespace_id_of_pinned_namespace() {
     }
     let _lock = lock_fixtures();
     let fixture = PinnedMountNamespace::create();
+    if !has_mount_namespace_ids("mount_namespace_id_of_pinned_namespace") {
+        let error = mount_namespace_id(fixture.mnt_ns()).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::Unsupported, "{error}");
+        return;
+    }
 
     let own_id = mount_namespace_id(own_mount_namespace().as_fd()).unwrap();
     let pinned_id = mount_namespace_id(fixture.mnt_ns()).unwrap();
@@ -272,6 +331,10 @@ fn all_mount_namespaces_finds_pinned_namespace() {
     let _lock = lock_fixtures();
     let fixture = PinnedMountNamespace::create();
     let own = own_mount_namespace();
+    if !has_mount_namespace_ids("all_mount_namespaces_finds_pinned_namespace") {
+        assert_walk_unsupported(own.as_fd());
+        return;
+    }
     let own_id = mount_namespace_id(own.as_fd()).unwrap();
     let pinned_id = mount_namespace_id(fixture.mnt_ns()).unwrap();
 
@@ -303,6 +366,10 @@ fn all_mount_namespaces_from_pinned_start() {
     }
     let _lock = lock_fixtures();
     let fixture = PinnedMountNamespace::create();
+    if !has_mount_namespace_ids("all_mount_namespaces_from_pinned_start") {
+        assert_walk_unsupported(fixture.mnt_ns());
+        return;
+    }
     let own_id = mount_namespace_id(own_mount_namespace().as_fd()).unwrap();
     let pinned_id = mount_namespace_id(fixture.mnt_ns()).unwrap();
 
@@ -332,6 +399,14 @@ fn listmount_nsfs_finds_inner_pins() {
     }
     let _lock = lock_fixtures();
     let fixture = PinnedMountNamespace::create();
+    if !has_mount_namespace_ids("listmount_nsfs_finds_inner_pins") {
+        assert_listmount_unsupported();
+        let mounts = nsfs_mounts_by_entering(fixture.mnt_ns()).unwrap();
+        for (mount_point, ns_type, ns_inode) in fixture.expected_inner_pins() {
+            assert_contains_pin(&mounts, &mount_point, ns_type, ns_inode);
+        }
+        return;
+    }
     let pinned_id = mount_namespace_id(fixture.mnt_ns()).unwrap();
 
     let mounts = listmount_nsfs(pinned_id).unwrap();
@@ -348,8 +423,18 @@ fn listmount_nsfs_matches_own_mountinfo() {
     }
     let _lock = lock_fixtures();
     let fixture = PinnedMountNamespace::create();
-    let own_id = mount_namespace_id(own_mount_namespace().as_fd()).unwrap();
     let pin = fixture.mnt_pin.as_os_str().as_bytes();
+    if !has_mount_namespace_ids("listmount_nsfs_matches_own_mountinfo") {
+        assert_listmount_unsupported();
+        let by_entering = nsfs_mounts_by_entering(own_mount_namespace().as_fd()).unwrap();
+        let from_mountinfo = read_nsfs_mounts(own_pid()).unwrap();
+        assert_contains_pin(&by_entering, pin, "mnt", fixture.mnt_ns_inode);
+        let entered = by_entering.iter().find(|mount| mount.mount_point == pin);
+        let read = from_mountinfo.iter().find(|mount| mount.mount_point == pin);
+        assert_eq!(entered, read, "entering and mountinfo disagree on the pin");
+        return;
+    }
+    let own_id = mount_namespace_id(own_mount_namespace().as_fd()).unwrap();
 
     let from_listmount = listmount_nsfs(own_id).unwrap();
     let from_mountinfo = read_nsfs_mounts(own_pid()).unwrap();
@@ -363,6 +448,10 @@ fn listmount_nsfs_matches_own_mountinfo() {
 #[test]
 fn listmount_nsfs_unknown_namespace() {
     if !running_as_root() {
+        return;
+    }
+    if !has_mount_namespace_ids("listmount_nsfs_unknown_namespace") {
+        assert_listmount_unsupported();
         return;
     }
 
@@ -393,6 +482,14 @@ fn entering_matches_listmount() {
     }
     let _lock = lock_fixtures();
     let fixture = PinnedMountNamespace::create();
+    if !has_mount_namespace_ids("entering_matches_listmount") {
+        assert_listmount_unsupported();
+        let by_entering = nsfs_mounts_by_entering(fixture.mnt_ns()).unwrap();
+        for (mount_point, ns_type, ns_inode) in fixture.expected_inner_pins() {
+            assert_contains_pin(&by_entering, &mount_point, ns_type, ns_inode);
+        }
+        return;
+    }
     let pinned_id = mount_namespace_id(fixture.mnt_ns()).unwrap();
 
     let by_entering = nsfs_mounts_by_entering(fixture.mnt_ns()).unwrap();
@@ -420,6 +517,18 @@ fn namespace_held_only_by_bind_mount() {
     }
     let _lock = lock_fixtures();
     let mut fixture = PinnedMountNamespace::create();
+    if !has_mount_namespace_ids("namespace_held_only_by_bind_mount") {
+        // Without the walk, the bind mount itself is the way in.
+        drop(fixture.mnt_ns.take());
+        assert_walk_unsupported(own_mount_namespace().as_fd());
+        let pinned = File::open(&fixture.mnt_pin).expect("open the bind mount of the mount namespace");
+        assert_eq!(inode_of(&pinned), fixture.mnt_ns_inode);
+        let by_entering = nsfs_mounts_by_entering(pinned.as_fd()).unwrap();
+        for (mount_point, ns_type, ns_inode) in fixture.expected_inner_pins() {
+            assert_contains_pin(&by_entering, &mount_point, ns_type, ns_inode);
+        }
+        return;
+    }
     let pinned_id = mount_namespace_id(fixture.mnt_ns()).unwrap();
     drop(fixture.mnt_ns.take());
 
@@ -437,6 +546,48 @@ fn namespace_held_only_by_bind_mount() {
     }
 }
 
+/// The snapshot lists the namespaces pinned inside a mount namespace that no
+/// task is in: through `NS_MNT_GET_NEXT` where the kernel has it, else by
+/// entering the mount namespace through the fd and bind mount that hold it.
+#[test]
+fn snapshot_finds_pins_in_namespace_without_task() {
+    if !running_as_root() {
+        return;
+    }
+    let _lock = lock_fixtures();
+    let fixture = PinnedMountNamespace::create();
+    let mnt_ns = NsKey {
+        ty: NsType::Mnt,
+        inode: fixture.mnt_ns_inode,
+    };
+
+    let inventory = listns::inventory::scan_with(Route::Proc).expect("scan");
+
+    for (mount_point, ns_type, ns_inode) in fixture.expected_inner_pins() {
+        let ty = NsType::from_name(ns_type).expect("a namespace type name");
+        let key = NsKey { ty, inode: ns_inode };
+        let path = String::from_utf8(mount_point).expect("the fixture's paths are UTF-8");
+        let ns = inventory.namespaces.get(&key).unwrap_or_else(|| {
+            panic!(
+                "{key}, pinned at {path:?} in {mnt_ns}, is missing; notes: {:?}",
+                inventory.notes
+            )
+        });
+        let expected = Holder::BindMount {
+            path: path.clone(),
+            mnt_ns: Some(mnt_ns),
+            usual: false,
+        };
+        assert!(
+            ns.holders.contains(&expected),
+            "{key} lacks the holder {expected:?}: {:?}; notes: {:?}",
+            ns.holders,
+            inventory.notes
+        );
+        assert!(ns.tasks.is_empty(), "{key} has tasks: {:?}", ns.tasks);
+    }
+}
+
 /// What an unprivileged caller gets, checked on a thread that drops its
 /// capabilities by switching its own user ids to 65534 (nobody).
 #[test]
@@ -446,17 +597,28 @@ fn unprivileged_thread_is_limited() {
     }
     let _lock = lock_fixtures();
     let fixture = PinnedMountNamespace::create();
-    let pinned_id = mount_namespace_id(fixture.mnt_ns()).unwrap();
     let pinned_copy = fixture.mnt_ns().try_clone_to_owned().unwrap();
+    if !has_mount_namespace_ids("unprivileged_thread_is_limited") {
+        let (walk_error, entering_error) = std::thread::spawn(move || {
+            drop_to_nobody();
+            let walk_error = all_mount_namespaces(own_mount_namespace().as_fd()).unwrap_err();
+            let entering_error = nsfs_mounts_by_entering(pinned_copy.as_fd()).unwrap_err();
+            (walk_error, entering_error)
+        })
+        .join()
+        .expect("unprivileged thread panicked");
+        assert_eq!(walk_error.kind(), io::ErrorKind::Unsupported, "{walk_error}");
+        assert_eq!(
+            entering_error.kind(),
+            io::ErrorKind::PermissionDenied,
+            "{entering_error}"
+        );
+        return;
+    }
+    let pinned_id = mount_namespace_id(fixture.mnt_ns()).unwrap();
 
     let (walk, own_id, listmount_error, entering_error) = std::thread::spawn(move || {
-        const NOBODY: libc::uid_t = 65534;
-        // The raw system call changes only this thread's credentials, unlike
-        // libc's setresuid, which changes every thread of the process.
-        // SAFETY: setresuid takes three integers and touches no memory.
-        let result = unsafe { libc::syscall(libc::SYS_setresuid, NOBODY, NOBODY, NOBODY) };
-        assert_eq!(result, 0, "setresuid: {}", io::Error::last_os_error());
-
+        drop_to_nobody();
         let own = own_mount_namespace();
         let own_id = mount_namespace_id(own.as_fd()).unwrap();
         let walk: Vec<u64> = all_mount_namespaces(own.as_fd())
@@ -482,6 +644,17 @@ fn unprivileged_thread_is_limited() {
         io::ErrorKind::PermissionDenied,
         "{entering_error}"
     );
+}
+
+/// Switches the calling thread's user ids to 65534 (nobody), which drops
+/// its capabilities.
+fn drop_to_nobody() {
+    const NOBODY: libc::uid_t = 65534;
+    // The raw system call changes only this thread's credentials, unlike
+    // libc's setresuid, which changes every thread of the process.
+    // SAFETY: setresuid takes three integers and touches no memory.
+    let result = unsafe { libc::syscall(libc::SYS_setresuid, NOBODY, NOBODY, NOBODY) };
+    assert_eq!(result, 0, "setresuid: {}", io::Error::last_os_error());
 }
 
 /// The fixture's Drop must remove its mounts and files when a test panics.

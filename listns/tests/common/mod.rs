@@ -36,6 +36,59 @@ pub fn is_root(test: &str) -> bool {
     false
 }
 
+/// Returns (major, minor) of the running kernel.
+pub fn kernel_version() -> (u32, u32) {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("read the kernel release");
+    let mut numbers = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|part| part.parse::<u32>().unwrap_or(0));
+    (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0))
+}
+
+/// Returns whether the kernel has an interface, judged by `result`, the
+/// outcome of one call of it. ENOTTY, ENOSYS and EINVAL mean that it is
+/// absent: then this prints one line saying that `test` checks `fallback`
+/// instead, and returns false. Panics on other errors, and on a kernel of
+/// version `since` or later, which added the interface, so that no test
+/// skips a part where the interface must work.
+pub fn has_interface<T>(
+    test: &str,
+    interface: &str,
+    since: (u32, u32),
+    result: &std::io::Result<T>,
+    fallback: &str,
+) -> bool {
+    let Err(error) = result else {
+        return true;
+    };
+    let absent = matches!(error.raw_os_error(), Some(libc::ENOTTY | libc::ENOSYS | libc::EINVAL));
+    assert!(absent, "{test}: {interface} failed: {error}");
+    let (major, minor) = since;
+    assert!(
+        kernel_version() < since,
+        "{test}: {interface} failed ({error}) on a kernel of Linux {major}.{minor} or later, which has it"
+    );
+    eprintln!("{test}: this kernel lacks {interface} (Linux {major}.{minor}+), so the test checks {fallback} instead");
+    false
+}
+
+/// Returns whether the kernel has `NS_GET_ID` (Linux 6.18+), through
+/// [`has_interface`].
+pub fn has_namespace_ids(test: &str, fallback: &str) -> bool {
+    let own = File::open("/proc/self/ns/net").expect("open /proc/self/ns/net");
+    let result = nsfs::namespace_id(own.as_fd());
+    has_interface(test, "NS_GET_ID", (6, 18), &result, fallback)
+}
+
+/// Returns whether the kernel has `PIDFD_GET_PID_FOR_CHILDREN_NAMESPACE`
+/// (Linux 6.11+), tried on the pidfd of `pid`, through [`has_interface`].
+pub fn has_pending_pid_ioctl(test: &str, pid: i32, fallback: &str) -> bool {
+    let pidfd = nsfs::pidfd_open(pid, false).unwrap_or_else(|e| panic!("pidfd_open of PID {pid} failed: {e}"));
+    let result = nsfs::pid_for_children(pidfd.as_fd());
+    has_interface(test, "PIDFD_GET_PID_FOR_CHILDREN_NAMESPACE", (6, 11), &result, fallback)
+}
+
 /// Returns a name unique to this test process and call, such as
 /// `listns-t4242-3-c1`, for netns names and temporary paths.
 pub fn unique_name(tag: &str) -> String {
