@@ -25,6 +25,8 @@ pub const GUEST_TOOLS: &[Tool] = &[
     Tool::new("unshare", "util-linux"),
     Tool::new("nsenter", "util-linux"),
     Tool::new("lsns", "util-linux"),
+    // The cli tests drop privileges with util-linux options that busybox's setpriv lacks.
+    Tool::new("setpriv", "util-linux"),
     Tool::new("mount", "mount"),
     Tool::new("umount", "mount"),
     Tool::new("ip", "iproute2"),
@@ -69,6 +71,9 @@ pub struct Settings {
     pub args: Vec<String>,
     /// Working directory of the tests, the listns package directory as under `cargo test`.
     pub workdir: PathBuf,
+    /// The listns executable, which /init runs once as `listns --follow -v`
+    /// to record which hooks attach.
+    pub listns: PathBuf,
 }
 
 /// Builds the part of the guest tree that is the same for every kernel.
@@ -225,10 +230,11 @@ fn add_busybox_applets(rootfs: &mut Rootfs, busybox: &Path) -> Result<()> {
 /// Returns the settings as shell assignments for /init to source.
 fn settings_file(settings: &Settings) -> String {
     format!(
-        "TEST_TIMEOUT={}\nTEST_THREADS={}\nWORKDIR={}\n",
+        "TEST_TIMEOUT={}\nTEST_THREADS={}\nWORKDIR={}\nLISTNS={}\n",
         settings.test_timeout,
         settings.test_threads,
-        shell_quote(&settings.workdir.to_string_lossy())
+        shell_quote(&settings.workdir.to_string_lossy()),
+        shell_quote(&settings.listns.to_string_lossy())
     )
 }
 
@@ -268,10 +274,11 @@ mod tests {
             test_threads: 2,
             args: Vec::new(),
             workdir: PathBuf::from("/src/my listns/listns"),
+            listns: PathBuf::from("/src/target/debug/listns"),
         };
         assert_eq!(
             settings_file(&settings),
-            "TEST_TIMEOUT=900\nTEST_THREADS=2\nWORKDIR='/src/my listns/listns'\n"
+            "TEST_TIMEOUT=900\nTEST_THREADS=2\nWORKDIR='/src/my listns/listns'\nLISTNS='/src/target/debug/listns'\n"
         );
     }
 

@@ -2,14 +2,16 @@
 //! this machine's kernel, with the same arguments and timeout as in a guest.
 
 use std::fs::{self, File};
+use std::io::{BufRead, BufReader};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use rustix::process::{Pid, Signal, kill_process_group};
+use rustix::process::{Pid, Signal, kill_process, kill_process_group};
 
 use super::guest::Settings;
 use super::libtest;
@@ -19,10 +21,18 @@ use super::test_binaries::TestBinary;
 /// How often a running test binary is checked for its exit and its timeout.
 const POLL: Duration = Duration::from_millis(200);
 
+/// How long `listns --follow -v` may take to attach its hooks and take its
+/// snapshot, as /init allows it in a guest.
+const FOLLOWER_START: Duration = Duration::from_secs(300);
+
+/// The line on stderr after which `listns --follow` has attached its hooks.
+const FOLLOWER_READY: &str = "following namespace changes";
+
 /// Runs every binary in `tests` and returns the results, with logs in `logs`.
 pub fn run(kernel: &str, tests: &[TestBinary], settings: &Settings, logs: &Path) -> Result<KernelRun> {
     let started = Instant::now();
     let release = rustix::system::uname().release().to_string_lossy().into_owned();
+    let hooks = record_hooks(&settings.listns, logs)?;
     let mut binaries = Vec::new();
     for test in tests {
         binaries.push(run_binary(kernel, test, settings, logs)?);
@@ -31,11 +41,82 @@ pub fn run(kernel: &str, tests: &[TestBinary], settings: &Settings, logs: &Path)
         kernel: kernel.to_owned(),
         description: format!("this machine's kernel {release}"),
         binaries,
+        hooks,
         problem: None,
         boot: None,
         total: started.elapsed(),
         logs: logs.to_path_buf(),
     })
+}
+
+/// Runs `listns --follow -v` until it is ready, stops it with SIGINT and
+/// returns the lines that say whether each hook attached, as /init does in a
+/// guest. Its whole log goes to `hooks.log`.
+fn record_hooks(listns: &Path, logs: &Path) -> Result<Vec<String>> {
+    let mut child = Command::new(listns)
+        .args(["--follow", "-v"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("failed to start {} --follow -v", listns.display()))?;
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (sender, lines) = mpsc::channel();
+    let reader = thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    let deadline = Instant::now() + FOLLOWER_START;
+    let mut log = Vec::new();
+    loop {
+        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => {
+                let ready = line.contains(FOLLOWER_READY);
+                log.push(line);
+                if ready {
+                    break;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                eprintln!(
+                    "xtask vm: host: listns --follow -v was not ready after {} s; stopping it",
+                    FOLLOWER_START.as_secs()
+                );
+                break;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    // The child is the follower started above, and SIGINT ends it cleanly.
+    let _ = kill_process(Pid::from_child(&child), Signal::INT);
+    log.extend(lines.iter());
+    let _ = reader.join();
+    child.wait().context("failed to wait for listns --follow")?;
+
+    let path = logs.join("hooks.log");
+    fs::write(&path, log.join("\n") + "\n").with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(hook_lines(&log))
+}
+
+/// Returns the lines of a `listns --follow -v` log that say whether a hook
+/// attached, without the `[LEVEL TARGET] ` prefix of the log format.
+fn hook_lines(log: &[String]) -> Vec<String> {
+    log.iter()
+        .filter_map(|line| line.split_once("] ").map(|(_, message)| message))
+        .filter(|message| {
+            message.strip_prefix("hook ").is_some_and(|rest| {
+                let name_end = rest.find(' ').unwrap_or(rest.len());
+                let after = &rest[name_end..];
+                after.starts_with(" attached: ") || after.starts_with(" not attached")
+            })
+        })
+        .map(str::to_owned)
+        .collect()
 }
 
 fn run_binary(kernel: &str, test: &TestBinary, settings: &Settings, logs: &Path) -> Result<BinaryRun> {
@@ -104,4 +185,29 @@ fn run_binary(kernel: &str, test: &TestBinary, settings: &Settings, logs: &Path)
         started.elapsed().as_secs_f64()
     );
     Ok(run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hook_lines_of_follow_log() {
+        let log: Vec<String> = [
+            "[INFO  listns::trace::load] hook fork: attached tp_btf/sched_process_fork",
+            "[INFO  listns::follow] hook fork attached: tp_btf/sched_process_fork",
+            "[INFO  listns::follow] hook fork: a better attachment failed: x",
+            "[INFO  listns::follow] hook ns_free not attached, so frees go unseen: fentry (needs Linux 5.5+): EPERM",
+            "listns: following namespace changes through eBPF (Ctrl-C to stop)",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        assert_eq!(
+            hook_lines(&log),
+            [
+                "hook fork attached: tp_btf/sched_process_fork",
+                "hook ns_free not attached, so frees go unseen: fentry (needs Linux 5.5+): EPERM",
+            ]
+        );
+    }
 }

@@ -8,11 +8,13 @@
 # tests print goes to ttyS1, which the host reads, between marker lines:
 #   LISTNS-VM-BOOT RELEASE
 #   LISTNS-VM-MODULE PATH EXIT_STATUS
+#   LISTNS-VM-HOOK LINE   (one per hook, from the log of `listns --follow -v`)
 #   LISTNS-VM-BEGIN BINARY
 #   LISTNS-VM-END BINARY EXIT_STATUS
 #   LISTNS-VM-DONE
 # Configuration files in /etc/listns-vm, written by the host:
-#   settings  shell assignments TEST_TIMEOUT (seconds), TEST_THREADS, WORKDIR
+#   settings  shell assignments TEST_TIMEOUT (seconds), TEST_THREADS, WORKDIR,
+#             LISTNS (the listns executable)
 #   modules   module files to load, in order
 #   tests     one `NAME PATH` line per test binary
 #   args      arguments for every test binary, one per line
@@ -63,6 +65,21 @@ set --
 while IFS= read -r argument; do
 	set -- "$@" "$argument"
 done </etc/listns-vm/args
+
+# Which hooks `listns --follow` attaches on this kernel: its -v log names
+# each hook once it is ready to follow, and SIGINT stops it.
+"$LISTNS" --follow -v >/dev/null 2>/tmp/listns-hooks.log &
+follower=$!
+waited=0
+while kill -0 "$follower" 2>/dev/null && [ "$waited" -lt 300 ] &&
+	! grep -q "following namespace changes" /tmp/listns-hooks.log; do
+	sleep 1
+	waited=$((waited + 1))
+done
+kill -INT "$follower" 2>/dev/null
+wait "$follower"
+# sed replaces the `[LEVEL TARGET] ` prefix of each log line with the marker.
+grep -E '\] hook [a-z_]+ (attached|not attached)' /tmp/listns-hooks.log | sed 's/^[^]]*\] /LISTNS-VM-HOOK /'
 
 cd "$WORKDIR" || echo "cannot enter $WORKDIR, running the tests in $(pwd)"
 while read -r name path; do

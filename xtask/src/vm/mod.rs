@@ -153,6 +153,7 @@ pub fn run(options: &Options) -> Result<()> {
         test_threads: options.test_threads.unwrap_or(options.cpus),
         args: options.args.clone(),
         workdir: cargo::workspace_root().join("listns"),
+        listns: build.listns.clone(),
     };
     let common_tree = if needs_vm {
         Some(guest::common_tree(&tests, &build.listns, &settings)?)

@@ -48,9 +48,17 @@ const TIMEOUT_STATUSES: [i32; 2] = [124, 137];
 #[derive(Debug, PartialEq, Eq)]
 enum Marker<'a> {
     Boot(&'a str),
-    Module { path: &'a str, status: i32 },
+    Module {
+        path: &'a str,
+        status: i32,
+    },
+    /// A line of `listns --follow -v` about one hook, such as `hook fork attached: tp_btf/sched_process_fork`.
+    Hook(&'a str),
     Begin(&'a str),
-    End { binary: &'a str, status: i32 },
+    End {
+        binary: &'a str,
+        status: i32,
+    },
     Done,
 }
 
@@ -165,10 +173,12 @@ pub fn run(machine: &Machine, boot: &Boot, tests: &[TestBinary]) -> Result<Kerne
     };
 
     let booted = collector.booted;
+    let hooks = std::mem::take(&mut collector.hooks);
     Ok(KernelRun {
         kernel: boot.kernel.to_owned(),
         description: boot.description.clone(),
         binaries: collector.finish(),
+        hooks,
         problem,
         boot: booted,
         total: started.elapsed(),
@@ -196,6 +206,7 @@ struct Collector<'a> {
     guest_log: File,
     booted: Option<Duration>,
     failed_modules: Vec<String>,
+    hooks: Vec<String>,
     /// The binary between BEGIN and END: name, start, log file and output so far.
     current: Option<(String, Instant, File, String)>,
     finished: Vec<BinaryRun>,
@@ -213,6 +224,7 @@ impl<'a> Collector<'a> {
             guest_log: File::create(&path).with_context(|| format!("cannot create {}", path.display()))?,
             booted: None,
             failed_modules: Vec::new(),
+            hooks: Vec::new(),
             current: None,
             finished: Vec::new(),
             done: false,
@@ -237,6 +249,7 @@ impl<'a> Collector<'a> {
                     self.failed_modules.push(path.to_owned());
                 }
             }
+            Some(Marker::Hook(line)) => self.hooks.push(line.to_owned()),
             Some(Marker::Begin(binary)) => {
                 self.end_current(End::Interrupted);
                 let path = self.logs.join(format!("{binary}.log"));
@@ -343,6 +356,13 @@ fn parse_marker(line: &str) -> Option<Marker<'_>> {
             path: words.next()?,
             status: words.next()?.parse().ok()?,
         },
+        "LISTNS-VM-HOOK" => {
+            let rest = line[start..].strip_prefix("LISTNS-VM-HOOK")?.trim();
+            if rest.is_empty() {
+                return None;
+            }
+            Marker::Hook(rest)
+        }
         "LISTNS-VM-BEGIN" => Marker::Begin(words.next()?),
         "LISTNS-VM-END" => Marker::End {
             binary: words.next()?,
@@ -370,6 +390,10 @@ mod tests {
                 path: "/usr/lib/modules/6.1.0-57-amd64/kernel/drivers/net/tun.ko",
                 status: 0
             })
+        );
+        assert_eq!(
+            parse_marker("LISTNS-VM-HOOK hook ns_free attached: kprobe/proc_free_inum"),
+            Some(Marker::Hook("hook ns_free attached: kprobe/proc_free_inum"))
         );
         assert_eq!(parse_marker("LISTNS-VM-BEGIN cases"), Some(Marker::Begin("cases")));
         assert_eq!(

@@ -91,6 +91,9 @@ pub struct KernelRun {
     /// The package, version and release, or the host's release.
     pub description: String,
     pub binaries: Vec<BinaryRun>,
+    /// The lines of `listns --follow -v` that say whether each hook attached,
+    /// as `hook NAME attached: TARGETS` or `hook NAME not attached, so ...`.
+    pub hooks: Vec<String>,
     /// A problem of the run as a whole, such as a guest that never booted.
     pub problem: Option<String>,
     pub boot: Option<Duration>,
@@ -167,6 +170,12 @@ pub fn render(run: &KernelRun) -> String {
         let _ = writeln!(text, "{}", line.trim_end());
     }
 
+    if run.hooks.is_empty() {
+        let _ = writeln!(text, "hooks: not recorded (see guest.log)");
+    }
+    for hook in &run.hooks {
+        let _ = writeln!(text, "{hook}");
+    }
     if let Some(problem) = &run.problem {
         let _ = writeln!(text, "problem: {problem}");
     }
@@ -278,6 +287,7 @@ test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; 
             kernel: "6.1".to_owned(),
             description: "linux-image-6.1.0-57-amd64-unsigned 6.1.192-3".to_owned(),
             binaries: vec![run_of(output, &["a", "b"], End::Exited(101))],
+            hooks: vec!["hook ns_free attached: kprobe/proc_free_inum".to_owned()],
             problem: None,
             boot: Some(Duration::from_millis(2500)),
             total: Duration::from_secs(30),
@@ -288,6 +298,10 @@ test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; 
         assert!(table.contains("booted in 2.5 s, 30 s in total"), "{table}");
         assert!(table.contains("cases        1       1"), "{table}");
         assert!(table.contains("FAILED: b"), "{table}");
+        assert!(
+            table.contains("\nhook ns_free attached: kprobe/proc_free_inum\n"),
+            "{table}"
+        );
         assert!(
             table.contains("FAILED cases b\n    panicked at listns/tests/cases.rs:10:5\n    NS_GET_ID failed"),
             "{table}"
