@@ -678,11 +678,38 @@ impl LiveState {
         out: &mut Vec<Event>,
     ) {
         let Some(ns) = self.namespaces.remove(&key) else { return };
-        let mut event = Event::new(EventKind::Destroyed, origin, Some(NsRef { key, id: ns.id }));
+        let ns_ref = NsRef { key, id: ns.id };
+        // A namespace that is gone has no bind mounts left. The `ns_free`
+        // hook can report the free before the mount refresh that follows an
+        // umount, so the mounts the state still knows end here.
+        let mounts: Vec<Holder> = ns
+            .holders
+            .into_iter()
+            .filter(|h| matches!(h, Holder::BindMount { .. }))
+            .collect();
+        if !mounts.is_empty() {
+            let mut unnamed = Event::new(EventKind::Unnamed, origin, Some(ns_ref));
+            unnamed.holders = mounts;
+            out.push(unnamed);
+        }
+        let mut event = Event::new(EventKind::Destroyed, origin, Some(ns_ref));
         event.task = task;
         event.syscall = syscall;
         event.cause = Some(cause);
         out.push(event);
+        // Bind mounts inside a mount namespace end with it, which no umount
+        // reports, so the next mount refresh reports them `unnamed`.
+        if key.ty == NsType::Mnt && self.has_mounts_in(key) {
+            self.mounts_dirty = true;
+        }
+    }
+
+    /// Returns whether any namespace in the state has a bind mount inside
+    /// mount namespace `mnt_ns`.
+    fn has_mounts_in(&self, mnt_ns: NsKey) -> bool {
+        self.namespaces.values().flat_map(|ns| &ns.holders).any(|h| {
+            matches!(h, Holder::BindMount { mnt_ns: Some(inside), .. } if *inside == mnt_ns)
+        })
     }
 
     /// Checks every pinned namespace; those whose pin went away without an
@@ -1559,6 +1586,37 @@ mod tests {
         assert_eq!(unshared, [pid(21), time, uts(10)]);
         assert_eq!(cloned, [pid(20), time, uts(10)]);
         assert_eq!(created_keys(&links, 0, Creation::Unshare), []);
+    }
+
+    /// A freed namespace loses the bind mounts the state still knew, which
+    /// an umount's mount refresh would have reported later, and a freed
+    /// mount namespace marks the bind mounts inside it for the next refresh.
+    #[test]
+    fn free_of_named_namespace_unnames_it_first() {
+        let (netns, mnt_ns) = (net(4026532300), NsKey { ty: NsType::Mnt, inode: 4026532301 });
+        let mut state = state_with(&[netns, mnt_ns]);
+        let mount = Holder::BindMount {
+            path: "/run/netns/a".into(),
+            mnt_ns: Some(mnt_ns),
+            usual: true,
+        };
+        state.namespaces.get_mut(&netns).unwrap().holders = vec![mount.clone()];
+
+        let events = free(&mut state, mnt_ns.inode, SEEDED_NS + 1);
+
+        assert_eq!(kinds(&events), [(EventKind::Destroyed, Some(mnt_ns), Some(Cause::Freed))]);
+        assert!(state.mounts_dirty, "the mounts inside {mnt_ns} were not marked for a refresh");
+
+        let events = free(&mut state, netns.inode, SEEDED_NS + 2);
+
+        assert_eq!(
+            kinds(&events),
+            [
+                (EventKind::Unnamed, Some(netns), None),
+                (EventKind::Destroyed, Some(netns), Some(Cause::Freed)),
+            ]
+        );
+        assert_eq!(events[0].holders, [mount]);
     }
 
     #[test]

@@ -89,6 +89,30 @@ pub fn has_pending_pid_ioctl(test: &str, pid: i32, fallback: &str) -> bool {
     has_interface(test, "PIDFD_GET_PID_FOR_CHILDREN_NAMESPACE", (6, 11), &result, fallback)
 }
 
+/// Returns whether an exec after `unshare(CLONE_NEWTIME)` moves the task
+/// into its `time_for_children` namespace, found by running
+/// `unshare -T readlink /proc/self/ns/time`. Linux 6.12 does, and Debian's
+/// 6.1 switches only in forked children; where it does not, this prints
+/// that `test` checks that behaviour instead.
+pub fn exec_enters_new_time_ns(test: &str) -> bool {
+    let output = Command::new("unshare")
+        .args(["-T", "readlink", "/proc/self/ns/time"])
+        .output()
+        .expect("failed to run unshare -T readlink");
+    assert!(output.status.success(), "unshare -T readlink failed: {output:?}");
+    let own = std::fs::read_link("/proc/self/ns/time").expect("readlink /proc/self/ns/time");
+    let after_exec = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    if after_exec != own.to_string_lossy() {
+        return true;
+    }
+    assert!(
+        kernel_version() < (6, 12),
+        "{test}: the exec after unshare -T stayed in {after_exec} on Linux 6.12 or later, which switches on exec"
+    );
+    eprintln!("{test}: this kernel enters a new time namespace only in forked children, not on exec");
+    false
+}
+
 /// Returns a name unique to this test process and call, such as
 /// `listns-t4242-3-c1`, for netns names and temporary paths.
 pub fn unique_name(tag: &str) -> String {

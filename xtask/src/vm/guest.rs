@@ -35,6 +35,7 @@ pub const GUEST_TOOLS: &[Tool] = &[
     Tool::new("sleep", "coreutils"),
     Tool::new("true", "coreutils"),
     Tool::new("seq", "coreutils"),
+    Tool::new("readlink", "coreutils"),
     // Exits with 124 on a timeout, which /init reports, and busybox's with 143.
     Tool::new("timeout", "coreutils"),
     Tool::new("busybox", "busybox-static"),
