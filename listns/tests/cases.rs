@@ -441,8 +441,8 @@ sys.stdin.read()
 
 // ---- Case 7: pending pid namespace before its first process ----
 
-/// What the pending pid namespace of `pid` should leave where the kernel
-/// lacks the pidfd ioctl that opens it (before Linux 6.11): the task's
+/// Asserts what a pending pid namespace of `pid` leaves where the kernel
+/// lacks the pidfd ioctl that opens it (before Linux 6.11). The task's
 /// `pid_for_children` stays unknown, and the snapshot, the table's stderr
 /// and the JSON name the failure and the missing interface.
 fn assert_pending_pid_namespace_problem(pid: i32) {

@@ -309,12 +309,11 @@ impl Follower {
         );
     }
 
-    /// Panics unless a `destroyed` event came from one of the two signs the
-    /// follower has without the `ns_free` hook: its liveness check
-    /// (`cause: "check"`), or a new namespace that took the inode number
-    /// first (`cause: "recycled"`, seen by a kernel hook). Other tests
-    /// create namespaces at the same time, and the kernel hands a freed
-    /// inode number to the next namespace at once.
+    /// Panics unless a `destroyed` event came from a liveness check
+    /// (`cause: "check"`) or from a new namespace that took the inode number
+    /// first (`cause: "recycled"`). These are the two signs without the
+    /// `ns_free` hook, and the second is common because the kernel gives a
+    /// freed inode number to the next namespace that other tests create.
     fn assert_unhooked_destroy(&self, event: &Value) {
         let origin = match event["cause"].as_str() {
             Some("check") => "check",
@@ -1761,17 +1760,44 @@ fn polling_backend_netns() {
     let path = netns.path_str().to_string();
     let net = ns_of(&path, NsType::Net);
     // Only this namespace has the bind mount at `path`, whichever earlier
-    // namespace had its inode number.
-    let index = follower.wait_index(&format!("a created event naming {path} for net namespace {net}"), |e| {
-        is_about(e, "created", "net", net) && names_mount(e, &path)
+    // namespace had its inode number. A poll between the unshare and the
+    // mount of `ip netns add` sees it without the mount, so the `named`
+    // event comes with the `created` event or with a later poll.
+    let named_at = follower.wait_index(&format!("a named event for {path} (net namespace {net})"), |e| {
+        is_about(e, "named", "net", net) && names_mount(e, &path)
     });
+    let index = follower.events[..named_at]
+        .iter()
+        .rposition(|e| is_about(e, "created", "net", net))
+        .unwrap_or_else(|| {
+            panic!(
+                "no created event for net namespace {net} before its named event\n{}",
+                follower.report()
+            )
+        });
     let net = net.since(index);
     follower.assert_field(&follower.events[index].clone(), "origin", "poll");
+    follower.assert_field(&follower.events[named_at].clone(), "origin", "poll");
 
     netns.delete();
     follower.wait_for(
-        &format!("a destroyed event for net namespace {net} after ip netns del"),
-        |events| any_about(events, "destroyed", "net", net),
+        &format!("unnamed and destroyed events for net namespace {net} after ip netns del"),
+        |events| any_about(events, "unnamed", "net", net) && any_about(events, "destroyed", "net", net),
+    );
+    let unnamed = find_about(&follower.events, "unnamed", "net", net).expect("found above");
+    assert!(
+        names_mount(&unnamed, &path),
+        "the unnamed event does not name {path}: {unnamed}\n{}",
+        follower.report()
+    );
+    let order = (
+        index_about(&follower.events, "unnamed", "net", net),
+        index_about(&follower.events, "destroyed", "net", net),
+    );
+    assert!(
+        order.0 < order.1,
+        "expected unnamed before destroyed for net namespace {net}, found them at {order:?}\n{}",
+        follower.report()
     );
     follower.stop();
 }

@@ -419,7 +419,7 @@ pub(super) fn record(found: &mut Found, raw: RawTask) {
 /// Opens the pending pid namespace of a task through a pidfd. Where the
 /// kernel lacks an interface this needs, the error has kind
 /// [`io::ErrorKind::Unsupported`] and names it, so that the problem report
-/// says why the namespace is missing.
+/// gives the reason the namespace is missing.
 pub(super) fn pending_pid_namespace(pid: i32, tid: i32) -> io::Result<OwnedFd> {
     let thread = pid != tid;
     let pidfd = nsfs::pidfd_open(tid, thread).map_err(|err| {

@@ -59,6 +59,8 @@ pub async fn run(
     options: FollowOptions,
     write_snapshot: impl FnOnce(&mut dyn Write, &Inventory) -> io::Result<()>,
 ) -> anyhow::Result<Stop> {
+    // Why `auto` polls, for the start-up line.
+    let mut no_ebpf = None;
     let tracer = match options.backend {
         Backend::Poll => None,
         Backend::Ebpf => Some(
@@ -67,10 +69,7 @@ pub async fn run(
         Backend::Auto => match load_tracer() {
             Ok(tracer) => Some(tracer),
             Err(err) => {
-                log::warn!(
-                    "eBPF tracing is not available ({err:#}); following by polling every {:?}",
-                    options.interval
-                );
+                no_ebpf = Some(format!("{err:#}"));
                 None
             }
         },
@@ -95,6 +94,9 @@ pub async fn run(
             follow_kernel(tracer, route, state, sink).await
         }
         None => {
+            if let Some(reason) = no_ebpf {
+                eprintln!("listns: eBPF tracing is not available: {reason}");
+            }
             eprintln!(
                 "listns: following namespace changes by polling every {:?} (Ctrl-C to stop)",
                 options.interval

@@ -194,6 +194,9 @@ pub struct LiveState {
     defaults: Defaults,
     checks: Vec<PendingCheck>,
     mounts_dirty: bool,
+    /// The mount system calls seen since the last mount refresh, which name
+    /// the `syscall` of the `named` and `unnamed` events it reports.
+    mount_calls: Vec<&'static str>,
     /// CLOCK_BOOTTIME in nanoseconds when the state was seeded from a
     /// snapshot. A free from before then may have given its inode number to
     /// a namespace that the snapshot saw, so it is ignored.
@@ -213,6 +216,7 @@ impl LiveState {
             defaults: inventory.defaults.clone(),
             checks: Vec::new(),
             mounts_dirty: false,
+            mount_calls: Vec::new(),
             seeded_boot_ns: boot_time_ns(),
             free_hook: false,
             free_counts: FreeCounts::default(),
@@ -350,7 +354,12 @@ impl LiveState {
                     }
                 }
             }
-            Change::Mount { .. } => self.mounts_dirty = true,
+            Change::Mount { syscall, .. } => {
+                self.mounts_dirty = true;
+                if !self.mount_calls.contains(&syscall) {
+                    self.mount_calls.push(syscall);
+                }
+            }
             Change::FreeInum { inode } => self.free_inum(inode, event.boot_ns, out),
         }
         for e in &mut out[start..] {
@@ -547,14 +556,14 @@ impl LiveState {
 
     /// Schedules a liveness check of `key`, attributed to the latest task and
     /// system call that may have released it.
-    fn schedule_check(&mut self, key: NsKey, task: Option<TaskInfo>, syscall: &'static str) {
+    fn schedule_check(&mut self, key: NsKey, task: Option<TaskInfo>, syscall: impl Into<Option<&'static str>>) {
         let due = Instant::now() + CHECK_DELAYS[0];
         let check = PendingCheck {
             key,
             due,
             attempt: 0,
             task,
-            syscall: Some(syscall),
+            syscall: syscall.into(),
             origin: Origin::Kernel,
             awaiting_free: false,
         };
@@ -681,12 +690,8 @@ impl LiveState {
         let ns_ref = NsRef { key, id: ns.id };
         // A namespace that is gone has no bind mounts left. The `ns_free`
         // hook can report the free before the mount refresh that follows an
-        // umount, so the mounts the state still knows end here.
-        let mounts: Vec<Holder> = ns
-            .holders
-            .into_iter()
-            .filter(|h| matches!(h, Holder::BindMount { .. }))
-            .collect();
+        // umount, so the mounts still in the state end here.
+        let mounts = bind_mounts(&ns.holders);
         if !mounts.is_empty() {
             let mut unnamed = Event::new(EventKind::Unnamed, origin, Some(ns_ref));
             unnamed.holders = mounts;
@@ -810,6 +815,11 @@ impl LiveState {
     /// difference as `named` and `unnamed`.
     pub fn refresh_mounts(&mut self, out: &mut Vec<Event>) {
         self.mounts_dirty = false;
+        let calls = std::mem::take(&mut self.mount_calls);
+        // A bind mount can also end with its mount namespace, which no
+        // system call reports.
+        let unnamed_by = calls.contains(&"umount").then_some("umount");
+        let named_by = ["mount", "move_mount"].into_iter().find(|call| calls.contains(call));
         let mut found = Found {
             tasks: self.tasks.values().filter(|t| t.is_leader()).cloned().collect(),
             ..Found::default()
@@ -869,14 +879,14 @@ impl LiveState {
                     continue;
                 }
                 let mut event = Event::new(kind, Origin::Kernel, Some(ns_ref));
-                event.syscall = Some(if kind == EventKind::Unnamed { "umount" } else { "mount" });
+                event.syscall = if kind == EventKind::Unnamed { unnamed_by } else { named_by };
                 event.holders = holders;
                 out.push(event);
             }
             let no_tasks = ns.tasks.is_empty();
             let no_mounts = !ns.holders.iter().any(|h| matches!(h, Holder::BindMount { .. }));
             if no_tasks && no_mounts {
-                self.schedule_check(key, None, "umount");
+                self.schedule_check(key, None, unnamed_by);
             }
         }
     }
@@ -899,10 +909,18 @@ impl LiveState {
                 out.push(destroyed);
             }
             if old.is_none() || recycled {
-                let mut event = Event::new(EventKind::Created, origin, Some(NsRef { key: *key, id: ns.id }));
+                let ns_ref = NsRef { key: *key, id: ns.id };
+                let mut event = Event::new(EventKind::Created, origin, Some(ns_ref));
                 event.task = inventory.first_task(*key).map(task_info);
                 event.holders = ns.holders.clone();
                 out.push(event);
+                // As the kernel hooks report it: `named` for each bind mount.
+                let mounts = bind_mounts(&ns.holders);
+                if !mounts.is_empty() {
+                    let mut named = Event::new(EventKind::Named, origin, Some(ns_ref));
+                    named.holders = mounts;
+                    out.push(named);
+                }
                 continue;
             }
             let old = old.expect("checked above");
@@ -911,14 +929,7 @@ impl LiveState {
                 event.holders = ns.holders.clone();
                 out.push(event);
             }
-            let mounts = |holders: &[Holder]| -> Vec<Holder> {
-                holders
-                    .iter()
-                    .filter(|h| matches!(h, Holder::BindMount { .. }))
-                    .cloned()
-                    .collect()
-            };
-            let (before, after) = (mounts(&old.holders), mounts(&ns.holders));
+            let (before, after) = (bind_mounts(&old.holders), bind_mounts(&ns.holders));
             let added: Vec<Holder> = after.iter().filter(|h| !before.contains(h)).cloned().collect();
             let removed: Vec<Holder> = before.iter().filter(|h| !after.contains(h)).cloned().collect();
             for (kind, holders) in [(EventKind::Named, added), (EventKind::Unnamed, removed)] {
@@ -931,6 +942,12 @@ impl LiveState {
         }
         for (key, ns) in &self.namespaces {
             if !new.namespaces.contains_key(key) {
+                let mounts = bind_mounts(&ns.holders);
+                if !mounts.is_empty() {
+                    let mut unnamed = Event::new(EventKind::Unnamed, origin, Some(NsRef { key: *key, id: ns.id }));
+                    unnamed.holders = mounts;
+                    out.push(unnamed);
+                }
                 let mut destroyed = Event::new(EventKind::Destroyed, origin, Some(NsRef { key: *key, id: ns.id }));
                 destroyed.cause = Some(Cause::Snapshot);
                 out.push(destroyed);
@@ -976,6 +993,15 @@ impl LiveState {
             .filter(|c| self.namespaces.get(&c.key).is_some_and(|ns| ns.tasks.is_empty()))
             .collect();
     }
+}
+
+/// Returns the bind-mount holders among `holders`.
+fn bind_mounts(holders: &[Holder]) -> Vec<Holder> {
+    holders
+        .iter()
+        .filter(|h| matches!(h, Holder::BindMount { .. }))
+        .cloned()
+        .collect()
 }
 
 /// The system call behind a task's move, as the state applies it.
@@ -1165,6 +1191,7 @@ mod tests {
             },
             checks: Vec::new(),
             mounts_dirty: false,
+            mount_calls: Vec::new(),
             seeded_boot_ns: SEEDED_NS,
             free_hook: true,
             free_counts: FreeCounts::default(),

@@ -50,7 +50,7 @@ pub fn run(kernel: &str, tests: &[TestBinary], settings: &Settings, logs: &Path)
 }
 
 /// Runs `listns --follow -v` until it is ready, stops it with SIGINT and
-/// returns the lines that say whether each hook attached, as /init does in a
+/// returns the lines that report whether each hook attached, as /init does in a
 /// guest. Its whole log goes to `hooks.log`.
 fn record_hooks(listns: &Path, logs: &Path) -> Result<Vec<String>> {
     let mut child = Command::new(listns)
@@ -103,7 +103,7 @@ fn record_hooks(listns: &Path, logs: &Path) -> Result<Vec<String>> {
     Ok(hook_lines(&log))
 }
 
-/// Returns the lines of a `listns --follow -v` log that say whether a hook
+/// Returns the lines of a `listns --follow -v` log that report whether a hook
 /// attached, without the `[LEVEL TARGET] ` prefix of the log format.
 fn hook_lines(log: &[String]) -> Vec<String> {
     log.iter()
