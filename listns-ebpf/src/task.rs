@@ -133,10 +133,9 @@ pub fn identity(task: u64, status: &mut i64) -> NsIdentity {
 /// Writes inode and id of every link slot of `task` to `out`, which may be
 /// ring buffer memory. Slots the kernel lacks get zeros.
 ///
-/// Each slot has its own copy of the code instead of a loop: in the task
-/// iterator, LLVM laid a loop over the slots out so that the jump back
-/// reached the loop head through a fall-through instruction, and the
-/// verifier of Linux 6.1 rejects that ("back-edge from insn"), where 6.12
+/// Each slot has its own copy of the code instead of a loop. In the task
+/// iterator, LLVM laid out a loop over the slots with a jump back to its head
+/// that the verifier of Linux 6.1 rejects ("back-edge from insn"), while 6.12
 /// and 6.18 accept it.
 #[inline(always)]
 pub fn write_namespaces(task: u64, out: *mut TaskNamespaces, status: &mut i64) {
