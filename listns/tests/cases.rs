@@ -15,6 +15,7 @@ use common::{
     json_namespace, kernel_version, listns, listns_ok, parse_json, proc_comm, proc_state, rows_of, run_ok, scan,
     unique_name, wait_until,
 };
+use listns::discover::defaults::DefaultSource;
 use listns::inventory::Inventory;
 use listns::model::{Holder, NsKey, NsState, NsType, Relation, Task, TaskLink};
 use listns::nsfs;
@@ -841,6 +842,53 @@ fn case_10_zombie_and_churn() {
                 );
             }
         }
+    }
+}
+
+// ---- Initial namespaces ----
+
+/// The host's initial namespaces are those of kthreadd (PID 2), also where
+/// the kernel numbers the initial net and mnt namespaces dynamically (before
+/// Linux 6.18), and a namespace that this test creates is not one of them.
+#[test]
+fn initial_namespaces_from_kthreadd() {
+    if !is_root("initial_namespaces_from_kthreadd") {
+        return;
+    }
+    let sleep = Proc::spawn_until_comm("unshare", &["-n", "-m", "sleep", "600"], "sleep");
+    let inventory = scan();
+    for ty in NsType::ALL {
+        let initial = NsHandle::open(format!("/proc/2/ns/{}", ty.name()), ty).key;
+        assert_eq!(
+            inventory.defaults.inodes[ty.index()],
+            initial.inode,
+            "default {ty:?} namespace differs from kthreadd's {initial}"
+        );
+        assert_eq!(
+            inventory.defaults.sources[ty.index()],
+            DefaultSource::Kthreadd,
+            "source of the default {ty:?} namespace"
+        );
+        let ns = inventory
+            .namespaces
+            .get(&initial)
+            .unwrap_or_else(|| panic!("kthreadd's {initial} is missing from the inventory"));
+        assert_eq!(ns.state, NsState::Default, "state of kthreadd's {initial}");
+    }
+    if kernel_version() < (6, 18) {
+        let net = NsHandle::open("/proc/2/ns/net", NsType::Net).key;
+        let mnt = NsHandle::open("/proc/2/ns/mnt", NsType::Mnt).key;
+        eprintln!("initial_namespaces_from_kthreadd: this kernel numbers the initial {net} and {mnt} dynamically");
+    }
+
+    let pid = sleep.pid();
+    for ty in [NsType::Net, NsType::Mnt] {
+        let own = NsHandle::open(format!("/proc/{pid}/ns/{}", ty.name()), ty).key;
+        let ns = inventory
+            .namespaces
+            .get(&own)
+            .unwrap_or_else(|| panic!("{own} of PID {pid} is missing from the inventory"));
+        assert_state(&inventory, ns, NsState::InUse, &format!("{own} of PID {pid} (unshare -n -m)"));
     }
 }
 

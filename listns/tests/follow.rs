@@ -1234,7 +1234,7 @@ fn fd_held_netns_destroyed_on_close() {
             );
             for program in ["fentry_proc_free_inum", "kprobe_proc_free_inum"] {
                 assert!(
-                    line.contains(&format!("{program} (needs Linux ")),
+                    line.contains(&format!("{program}: ")),
                     "the start-up log gives no reason why {program} did not attach: {line}\n{}",
                     follower.report()
                 );

@@ -861,7 +861,7 @@ fn ns_free_kprobe_fallback() {
         assert_eq!(status.failures.len(), 2, "ns_free failures: {:?}", status.failures);
         let kprobe = &status.failures[1];
         assert!(
-            kprobe.starts_with("kprobe_proc_free_inum (needs Linux 4.1+): "),
+            kprobe.starts_with("kprobe_proc_free_inum: "),
             "the kprobe failure does not name its program: {kprobe:?}"
         );
     }

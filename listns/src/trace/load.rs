@@ -217,32 +217,31 @@ fn attach_hook(ebpf: &mut Ebpf, hook: &'static Hook, btf: Option<&Btf>, skip_pro
             .iter()
             .find(|p| skip_programs.iter().any(|name| name == p.name));
         if let Some(program) = skipped {
-            log::info!("hook {}: {} skipped on request", hook.name, program.name);
+            log::debug!("hook {}: {} skipped on request", hook.name, program.name);
             status.failures.push(format!("{} skipped on request", program.name));
             continue;
         }
         match attach_all(ebpf, attachment, btf) {
             Ok(()) => {
                 let targets: Vec<String> = attachment.programs.iter().map(|p| p.target.to_string()).collect();
-                log::info!("hook {}: attached {}", hook.name, targets.join(", "));
+                log::debug!("hook {}: attached {}", hook.name, targets.join(", "));
                 status.attached = Some(index);
                 return status;
             }
             Err(err) => {
                 let (major, minor) = attachment.min_kernel;
                 let first = attachment.programs.first().map_or("", |p| p.name);
-                let message = format!("{first} (needs Linux {major}.{minor}+): {err:#}");
-                log::log!(missing_level(hook), "hook {}: cannot attach {message}", hook.name);
+                let message = if crate::discover::defaults::kernel_at_least(major, minor) {
+                    format!("{first}: {err:#}")
+                } else {
+                    format!("{first} (needs Linux {major}.{minor}+, this kernel is older): {err:#}")
+                };
+                log::debug!("hook {}: cannot attach {message}", hook.name);
                 status.failures.push(message);
             }
         }
     }
-    log::log!(
-        missing_level(hook),
-        "hook {} is not attached, so {}",
-        hook.name,
-        hook.without
-    );
+    log::debug!("hook {} is not attached, so {}", hook.name, hook.without);
     status
 }
 
