@@ -309,6 +309,31 @@ impl Follower {
         );
     }
 
+    /// Waits for the `unnamed` and `destroyed` events of network namespace
+    /// `net` after its bind mount at `path` was removed, and panics unless
+    /// `unnamed` names `path` and comes first.
+    fn wait_unnamed_then_destroyed(&mut self, net: Ns, path: &str) {
+        self.wait_for(
+            &format!("unnamed and destroyed events for net namespace {net} after ip netns del"),
+            |events| any_about(events, "unnamed", "net", net) && any_about(events, "destroyed", "net", net),
+        );
+        let unnamed = find_about(&self.events, "unnamed", "net", net).expect("found above");
+        assert!(
+            names_mount(&unnamed, path),
+            "the unnamed event does not name the bind mount {path}: {unnamed}\n{}",
+            self.report()
+        );
+        let order = (
+            index_about(&self.events, "unnamed", "net", net),
+            index_about(&self.events, "destroyed", "net", net),
+        );
+        assert!(
+            order.0 < order.1,
+            "expected unnamed before destroyed for net namespace {net}, found them at {order:?}\n{}",
+            self.report()
+        );
+    }
+
     /// Panics unless a `destroyed` event came from a liveness check
     /// (`cause: "check"`) or from a new namespace that took the inode number
     /// first (`cause: "recycled"`). These are the two signs without the
@@ -987,25 +1012,7 @@ fn ip_netns_named_entered_unnamed() {
 
     drop(sleeper);
     netns.delete();
-    follower.wait_for(
-        &format!("unnamed and destroyed events for net namespace {net} after ip netns del"),
-        |events| any_about(events, "unnamed", "net", net) && any_about(events, "destroyed", "net", net),
-    );
-    let unnamed = find_about(&follower.events, "unnamed", "net", net).expect("found above");
-    assert!(
-        names_mount(&unnamed, &path),
-        "the unnamed event does not name the bind mount {path}: {unnamed}\n{}",
-        follower.report()
-    );
-    let order = (
-        index_about(&follower.events, "unnamed", "net", net),
-        index_about(&follower.events, "destroyed", "net", net),
-    );
-    assert!(
-        order.0 < order.1,
-        "expected unnamed before destroyed for net namespace {net}, found them at {order:?}\n{}",
-        follower.report()
-    );
+    follower.wait_unnamed_then_destroyed(net, &path);
     follower.stop();
 }
 
@@ -1534,7 +1541,7 @@ struct StormNamespaces {
     inodes: HashSet<u64>,
 }
 
-/// Sorts the uts events of a storm (`is_storm` tells a storm child's
+/// Sorts the uts events of a storm (`is_storm` matches a storm child's
 /// `created` event) into namespaces. Without ids, a `destroyed` event ends
 /// the last namespace created with its inode number.
 fn storm_namespaces(events: &[Value], is_storm: impl Fn(&Value) -> bool) -> StormNamespaces {
@@ -1761,7 +1768,7 @@ fn polling_backend_netns() {
     let net = ns_of(&path, NsType::Net);
     // Only this namespace has the bind mount at `path`, whichever earlier
     // namespace had its inode number. A poll between the unshare and the
-    // mount of `ip netns add` sees it without the mount, so the `named`
+    // mount of `ip netns add` finds it without the mount, so the `named`
     // event comes with the `created` event or with a later poll.
     let named_at = follower.wait_index(&format!("a named event for {path} (net namespace {net})"), |e| {
         is_about(e, "named", "net", net) && names_mount(e, &path)
@@ -1780,24 +1787,6 @@ fn polling_backend_netns() {
     follower.assert_field(&follower.events[named_at].clone(), "origin", "poll");
 
     netns.delete();
-    follower.wait_for(
-        &format!("unnamed and destroyed events for net namespace {net} after ip netns del"),
-        |events| any_about(events, "unnamed", "net", net) && any_about(events, "destroyed", "net", net),
-    );
-    let unnamed = find_about(&follower.events, "unnamed", "net", net).expect("found above");
-    assert!(
-        names_mount(&unnamed, &path),
-        "the unnamed event does not name {path}: {unnamed}\n{}",
-        follower.report()
-    );
-    let order = (
-        index_about(&follower.events, "unnamed", "net", net),
-        index_about(&follower.events, "destroyed", "net", net),
-    );
-    assert!(
-        order.0 < order.1,
-        "expected unnamed before destroyed for net namespace {net}, found them at {order:?}\n{}",
-        follower.report()
-    );
+    follower.wait_unnamed_then_destroyed(net, &path);
     follower.stop();
 }

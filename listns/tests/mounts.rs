@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod common;
+
+use common::kernel_version;
 use listns::discover::mounts::{
     NsfsMount, all_mount_namespaces, listmount_nsfs, mount_namespace_id, nsfs_mounts_by_entering, read_nsfs_mounts,
 };
@@ -185,16 +188,6 @@ fn assert_contains_pin(mounts: &[NsfsMount], mount_point: &[u8], ns_type: &str, 
     );
     assert_eq!(matching[0].ns_type, ns_type, "type of {matching:?}");
     assert_eq!(matching[0].ns_inode, ns_inode, "inode of {matching:?}");
-}
-
-/// Returns (major, minor) of the running kernel.
-fn kernel_version() -> (u32, u32) {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("read the kernel release");
-    let mut numbers = release
-        .trim()
-        .split(|c: char| !c.is_ascii_digit())
-        .map(|part| part.parse::<u32>().unwrap_or(0));
-    (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0))
 }
 
 /// Returns whether the kernel has the mount namespace ioctls

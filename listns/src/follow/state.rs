@@ -111,7 +111,7 @@ enum Creation {
 
 /// Returns the namespaces that a successful call with `flags` created,
 /// read from the links the task has after it. Such a namespace is new even
-/// where the state knows its inode number: the kernel reuses the numbers of
+/// where the state has its inode number: the kernel reuses the numbers of
 /// freed namespaces at once, and kernels before 6.18 have no ids that tell
 /// the two apart.
 fn created_keys(links: &TaskLinks, flags: u64, creation: Creation) -> Vec<NsKey> {

@@ -91,7 +91,7 @@ pub struct KernelRun {
     /// The package, version and release, or the host's release.
     pub description: String,
     pub binaries: Vec<BinaryRun>,
-    /// The lines of `listns --follow -v` that say whether each hook attached,
+    /// The lines of `listns --follow -v` that report whether each hook attached,
     /// as `hook NAME attached: TARGETS` or `hook NAME not attached, so ...`.
     pub hooks: Vec<String>,
     /// A problem of the run as a whole, such as a guest that never booted.
