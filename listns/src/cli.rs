@@ -83,7 +83,7 @@ pub struct Cli {
     pub types: Vec<TypeArg>,
 
     /// Only the namespaces of the process with this PID (including its default ones).
-    #[arg(short = 'p', long = "task", value_name = "PID", value_parser = clap::value_parser!(i32).range(1..))]
+    #[arg(short = 'p', long = "task", value_name = "PID", allow_negative_numbers = true, value_parser = parse_pid)]
     pub pid: Option<i32>,
 
     /// Print a tree of namespaces by owner (user namespaces) or parent (pid and user namespaces).
@@ -121,6 +121,15 @@ pub struct Cli {
     /// Log more about each source on stderr (-v info, -vv debug); RUST_LOG overrides it.
     #[arg(short = 'v', long, action = ArgAction::Count)]
     pub verbose: u8,
+}
+
+/// Parses `-p`: a process ID as `ps` prints it.
+fn parse_pid(text: &str) -> Result<i32, String> {
+    match text.parse::<i64>() {
+        Ok(pid) if pid > 0 => i32::try_from(pid).map_err(|_| format!("{pid} is larger than any PID")),
+        Ok(_) => Err("a PID is a positive number; `ps -e` lists them".into()),
+        Err(_) => Err("expected a process ID such as 1234; `ps -e` lists them".into()),
+    }
 }
 
 /// Parses `--interval`: a positive number of seconds, fractions allowed.

@@ -888,7 +888,12 @@ fn initial_namespaces_from_kthreadd() {
             .namespaces
             .get(&own)
             .unwrap_or_else(|| panic!("{own} of PID {pid} is missing from the inventory"));
-        assert_state(&inventory, ns, NsState::InUse, &format!("{own} of PID {pid} (unshare -n -m)"));
+        assert_state(
+            &inventory,
+            ns,
+            NsState::InUse,
+            &format!("{own} of PID {pid} (unshare -n -m)"),
+        );
     }
 }
 

@@ -47,12 +47,18 @@ fn unknown_type_is_rejected() {
 
 #[test]
 fn non_numeric_pid_is_rejected() {
-    assert_usage_error(&["-p", "abc"], &["'abc'", "--task"]);
+    assert_usage_error(&["-p", "abc"], &["'abc'", "--task", "expected a process ID", "ps -e"]);
 }
 
 #[test]
-fn pid_zero_is_rejected() {
-    assert_usage_error(&["-p", "0"], &["'0'", "1..="]);
+fn pid_zero_or_negative_is_rejected() {
+    for pid in ["0", "-5"] {
+        assert_usage_error(
+            &["-p", pid],
+            &[&format!("'{pid}'"), "--task", "a PID is a positive number"],
+        );
+    }
+    assert_usage_error(&["-p", "99999999999"], &["larger than any PID"]);
 }
 
 #[test]

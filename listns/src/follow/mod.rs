@@ -18,7 +18,7 @@ use self::event::Event;
 use self::output::Sink;
 use self::state::{LiveState, PINNED_RECHECK};
 use crate::inventory::{self, Inventory, Route};
-use crate::trace::{BootClock, EventReader, POLL_INTERVAL, TraceOptions, Tracer};
+use crate::trace::{BootClock, Counters, EventReader, POLL_INTERVAL, TraceOptions, Tracer};
 
 /// Source of the changes that `--follow` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -175,7 +175,7 @@ async fn follow_kernel<W: Write>(
     let mut drain_timer = tokio::time::interval(POLL_INTERVAL);
     let mut recheck = tokio::time::interval(PINNED_RECHECK);
     let mut events: Vec<Event> = Vec::new();
-    let mut lost_seen = 0u64;
+    let mut seen = Counters::default();
     loop {
         let next_check = state.next_check().map(tokio::time::Instant::from_std);
         let mut stop = false;
@@ -185,7 +185,7 @@ async fn follow_kernel<W: Write>(
             // once enough have gathered, so drain on a timer as well.
             _ = drain_timer.tick() => {
                 drain(reader.get_mut(), &clock, &mut state, &mut events);
-                lost_seen = check_lost(reader.get_ref(), route, lost_seen, &mut state, &mut events).await?;
+                seen = check_lost(reader.get_ref(), route, seen, &mut state, &mut events).await?;
             }
             guard = reader.readable_mut() => {
                 let mut guard = guard.context("waiting for the ring buffer failed")?;
@@ -225,15 +225,15 @@ fn drain(reader: &mut EventReader, clock: &BootClock, state: &mut LiveState, eve
     });
 }
 
-/// Compares the kernel's count of dropped events with the last one seen; on
-/// a loss, reports it and repairs the state with a rescan.
+/// Compares the kernel's counters with the last ones seen. On a loss, it
+/// reports the loss and repairs the state with a rescan.
 async fn check_lost(
     reader: &EventReader,
     route: Route,
-    seen: u64,
+    seen: Counters,
     state: &mut LiveState,
     events: &mut Vec<Event>,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<Counters> {
     let counters = match reader.counters() {
         Ok(counters) => counters,
         Err(err) => {
@@ -241,21 +241,32 @@ async fn check_lost(
             return Ok(seen);
         }
     };
+    let unread = counters.read_failed.saturating_sub(seen.read_failed);
+    if unread > 0 {
+        log::warn!("{unread} kernel events had fields that the eBPF programs failed to read, and report zeros there");
+    }
     // A system call whose arguments found no room in the pending map is
     // lost as surely as a dropped record.
-    let lost = counters.lost_events + counters.pending_map_full;
-    if lost <= seen {
-        return Ok(seen);
+    let ring_full = counters.lost_events.saturating_sub(seen.lost_events);
+    let map_full = counters.pending_map_full.saturating_sub(seen.pending_map_full);
+    if ring_full + map_full == 0 {
+        return Ok(counters);
     }
-    log::warn!("the kernel dropped {} events; rescanning", lost - seen);
+    log::warn!(
+        "the kernel dropped {} events ({ring_full} found the ring buffer full, {map_full} system calls found \
+         no room in the map of calls in flight); rescanning",
+        ring_full + map_full
+    );
     let mut event = Event::new(event::EventKind::Lost, event::Origin::Kernel, None);
-    event.count = Some(lost - seen);
+    event.count = Some(ring_full + map_full);
     events.push(event);
     let snapshot = tokio::task::spawn_blocking(move || inventory::scan_with(route))
         .await
         .context("scan task failed")??;
+    let before = events.len();
     state.resync(&snapshot, event::Origin::Rescan, events);
-    Ok(lost)
+    log::info!("the rescan found {} differences", events.len() - before);
+    Ok(counters)
 }
 
 /// Follows by polling: a snapshot every `interval`, reporting differences.

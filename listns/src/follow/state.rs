@@ -712,9 +712,10 @@ impl LiveState {
     /// Returns whether any namespace in the state has a bind mount inside
     /// mount namespace `mnt_ns`.
     fn has_mounts_in(&self, mnt_ns: NsKey) -> bool {
-        self.namespaces.values().flat_map(|ns| &ns.holders).any(|h| {
-            matches!(h, Holder::BindMount { mnt_ns: Some(inside), .. } if *inside == mnt_ns)
-        })
+        self.namespaces
+            .values()
+            .flat_map(|ns| &ns.holders)
+            .any(|h| matches!(h, Holder::BindMount { mnt_ns: Some(inside), .. } if *inside == mnt_ns))
     }
 
     /// Checks every pinned namespace; those whose pin went away without an
@@ -879,7 +880,11 @@ impl LiveState {
                     continue;
                 }
                 let mut event = Event::new(kind, Origin::Kernel, Some(ns_ref));
-                event.syscall = if kind == EventKind::Unnamed { unnamed_by } else { named_by };
+                event.syscall = if kind == EventKind::Unnamed {
+                    unnamed_by
+                } else {
+                    named_by
+                };
                 event.holders = holders;
                 out.push(event);
             }
@@ -1620,7 +1625,13 @@ mod tests {
     /// mount namespace marks the bind mounts inside it for the next refresh.
     #[test]
     fn free_of_named_namespace_unnames_it_first() {
-        let (netns, mnt_ns) = (net(4026532300), NsKey { ty: NsType::Mnt, inode: 4026532301 });
+        let (netns, mnt_ns) = (
+            net(4026532300),
+            NsKey {
+                ty: NsType::Mnt,
+                inode: 4026532301,
+            },
+        );
         let mut state = state_with(&[netns, mnt_ns]);
         let mount = Holder::BindMount {
             path: "/run/netns/a".into(),
@@ -1631,8 +1642,14 @@ mod tests {
 
         let events = free(&mut state, mnt_ns.inode, SEEDED_NS + 1);
 
-        assert_eq!(kinds(&events), [(EventKind::Destroyed, Some(mnt_ns), Some(Cause::Freed))]);
-        assert!(state.mounts_dirty, "the mounts inside {mnt_ns} were not marked for a refresh");
+        assert_eq!(
+            kinds(&events),
+            [(EventKind::Destroyed, Some(mnt_ns), Some(Cause::Freed))]
+        );
+        assert!(
+            state.mounts_dirty,
+            "the mounts inside {mnt_ns} were not marked for a refresh"
+        );
 
         let events = free(&mut state, netns.inode, SEEDED_NS + 2);
 
