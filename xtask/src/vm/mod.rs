@@ -186,6 +186,7 @@ pub fn run(options: &Options) -> Result<()> {
         .map(|run| run.kernel.as_str())
         .collect();
     if !failed.is_empty() {
+        print!("{}", report::failure_details(&runs));
         // A failed test is a result, not an error of this task, so it ends
         // with a status and without anyhow's error report.
         eprintln!(

@@ -10,6 +10,12 @@ use super::libtest::{self, Outcome, Status};
 /// Lines of a failure's captured output shown below the table.
 const KEY_LINES: usize = 3;
 
+/// Lines of a failure's captured output shown again after every kernel ran:
+/// the panic message, then the end of the output, where the follow tests put
+/// the follower's stderr. The end of a CI log then shows why a test failed.
+const DETAIL_HEAD: usize = 15;
+const DETAIL_TAIL: usize = 25;
+
 /// End of a test binary's run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
@@ -197,6 +203,40 @@ pub fn render(run: &KernelRun) -> String {
     text
 }
 
+/// Renders the captured output of every failed test of `runs`: its panic
+/// message and the last lines of its output.
+pub fn failure_details(runs: &[KernelRun]) -> String {
+    let mut text = String::new();
+    for run in runs {
+        for binary in &run.binaries {
+            for name in binary.outcome.failed() {
+                let captured = binary
+                    .outcome
+                    .failure_output
+                    .get(name)
+                    .map(String::as_str)
+                    .unwrap_or("");
+                let _ = writeln!(text, "== {}: {} {name} failed:", run.kernel, binary.name);
+                let head = libtest::key_lines(captured, DETAIL_HEAD);
+                for line in &head {
+                    let _ = writeln!(text, "    {line}");
+                }
+                let lines: Vec<&str> = captured.lines().filter(|line| !line.trim().is_empty()).collect();
+                let tail = &lines[lines.len().saturating_sub(DETAIL_TAIL)..];
+                // Short output is shown whole by the head already.
+                if lines.len() > head.len() {
+                    let _ = writeln!(text, "    [...] the last {} lines:", tail.len());
+                    for line in tail {
+                        let _ = writeln!(text, "    {}", line.trim_end());
+                    }
+                }
+                let _ = writeln!(text, "    full output: {}", run.logs.display());
+            }
+        }
+    }
+    text
+}
+
 /// Returns `ok`, or what went wrong: the problem, then the failed tests.
 fn result_cell(binary: &BinaryRun) -> String {
     let failed = binary.outcome.failed();
@@ -306,5 +346,49 @@ test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; 
             table.contains("FAILED cases b\n    panicked at listns/tests/cases.rs:10:5\n    NS_GET_ID failed"),
             "{table}"
         );
+
+        let details = failure_details(&[run]);
+        assert!(
+            details.starts_with("== 6.1: cases b failed:\n    panicked at listns/tests/cases.rs:10:5\n"),
+            "{details}"
+        );
+        assert!(
+            details.contains("    NS_GET_ID failed: Inappropriate ioctl"),
+            "{details}"
+        );
+        assert!(details.ends_with("    full output: target/vm/6.1\n"), "{details}");
+    }
+
+    #[test]
+    fn failure_details_show_the_end_of_long_output() {
+        let mut output = String::from("test b ... FAILED\n\nfailures:\n\n---- b stdout ----\n");
+        output.push_str("thread 'b' panicked at listns/tests/follow.rs:1:1:\nno rescan followed\n");
+        for index in 0..100 {
+            output.push_str(&format!("event {index}\n"));
+        }
+        output.push_str("its stderr:\nthe kernel dropped 7 events\n\nfailures:\n    b\n\n");
+        output.push_str(
+            "test result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1.00s\n",
+        );
+        let run = KernelRun {
+            kernel: "6.12".to_owned(),
+            description: String::new(),
+            binaries: vec![run_of(&output, &["b"], End::Exited(101))],
+            hooks: Vec::new(),
+            problem: None,
+            boot: None,
+            total: Duration::from_secs(1),
+            logs: PathBuf::from("target/vm/6.12"),
+        };
+
+        let details = failure_details(&[run]);
+
+        assert!(details.contains("    no rescan followed\n    event 0\n"), "{details}");
+        assert!(details.contains("[...] the last 25 lines:"), "{details}");
+        assert!(
+            details.contains("    event 99\n    its stderr:\n    the kernel dropped 7 events\n"),
+            "{details}"
+        );
+        assert!(!details.contains("event 50\n"), "{details}");
     }
 }
