@@ -107,7 +107,7 @@ pub struct Cli {
     pub backend: Backend,
 
     /// Seconds between two snapshots of the polling backend.
-    #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = parse_interval, requires = "follow")]
+    #[arg(long, value_name = "SECONDS", default_value = "1", allow_negative_numbers = true, value_parser = parse_interval, requires = "follow")]
     pub interval: std::time::Duration,
 
     /// Also append every event as a JSON line to FILE (an incident log), flushed per event.
@@ -125,11 +125,15 @@ pub struct Cli {
 
 /// Parses `-p`: a process ID as `ps` prints it.
 fn parse_pid(text: &str) -> Result<i32, String> {
-    match text.parse::<i64>() {
-        Ok(pid) if pid > 0 => i32::try_from(pid).map_err(|_| format!("{pid} is larger than any PID")),
-        Ok(_) => Err("a PID is a positive number; `ps -e` lists them".into()),
-        Err(_) => Err("expected a process ID such as 1234; `ps -e` lists them".into()),
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("expected a process ID such as 1234; `ps -e` lists them".into());
     }
+    if text.starts_with('-') || digits.bytes().all(|b| b == b'0') {
+        return Err("a PID is a positive number; `ps -e` lists them".into());
+    }
+    text.parse::<i32>()
+        .map_err(|_| format!("{text} is larger than any PID; `ps -e` lists them"))
 }
 
 /// Parses `--interval`: a positive number of seconds, fractions allowed.

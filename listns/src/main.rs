@@ -29,7 +29,11 @@ fn main() -> ExitCode {
     if let Some(pid) = cli.pid
         && let Err((code, message)) = check_pid(&inventory, pid)
     {
-        render::report_problems(&inventory);
+        // A wrong PID is the whole error. For unreadable namespaces, the
+        // report says why.
+        if code != EXIT_USAGE {
+            render::report_problems(&inventory);
+        }
         eprintln!("listns: {message}");
         return ExitCode::from(code);
     }
@@ -140,7 +144,23 @@ fn init_logging(verbose: u8) {
         _ => "debug",
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
-        .format_timestamp(None)
+        .format(|out, record| {
+            // Lines start with `listns:` like the tool's other messages. Debug
+            // lines and lines of other crates also name their module.
+            let level = match record.level() {
+                log::Level::Error => "error: ",
+                log::Level::Warn => "warning: ",
+                log::Level::Info => "",
+                log::Level::Debug => "debug: ",
+                log::Level::Trace => "trace: ",
+            };
+            let target = record.target();
+            if record.level() >= log::Level::Debug || !target.starts_with("listns") {
+                writeln!(out, "listns: {level}[{target}] {}", record.args())
+            } else {
+                writeln!(out, "listns: {level}{}", record.args())
+            }
+        })
         .init();
 }
 

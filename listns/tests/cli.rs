@@ -20,8 +20,9 @@ const CLEAR_SCREEN: &str = "\x1b[2J";
 /// A thread name (comm, at most 15 bytes) with both.
 const THREAD_NAME: &str = "t\n1 x\x1b[2J";
 
-/// Runs listns and asserts exit status 2 with every `expected` text on stderr.
-fn assert_usage_error(args: &[&str], expected: &[&str]) {
+/// Runs listns and asserts exit status 2 with every `expected` text on
+/// stderr, and returns stderr.
+fn assert_usage_error(args: &[&str], expected: &[&str]) -> String {
     let output = listns(args);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(
@@ -35,6 +36,7 @@ fn assert_usage_error(args: &[&str], expected: &[&str]) {
             "expected `{text}` in the error for listns {args:?}, found: {stderr}"
         );
     }
+    stderr.into_owned()
 }
 
 #[test]
@@ -64,6 +66,7 @@ fn pid_zero_or_negative_is_rejected() {
 #[test]
 fn unknown_column_is_rejected() {
     assert_usage_error(&["-o", "NOPE"], &["'NOPE'", "valid columns are", "NS, TYPE"]);
+    assert_usage_error(&["-o", "NS,,TYPE"], &["empty column name", "-o NS,TYPE"]);
     assert_usage_error(&["-o", "NS,NOPE"], &["'NOPE'", "valid columns are"]);
 }
 
@@ -87,7 +90,22 @@ fn exited_pid_is_rejected() {
         eprintln!("exited_pid_is_rejected: skipped, PID {pid} was reused at once");
         return;
     }
-    assert_usage_error(&["-p", &pid.to_string()], &[&format!("no process with PID {pid}")]);
+    let stderr = assert_usage_error(&["-p", &pid.to_string()], &[&format!("no process with PID {pid}")]);
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "expected only the error for the exited PID {pid}, without a report of the scan: {stderr}"
+    );
+}
+
+#[test]
+fn bad_interval_is_rejected() {
+    for interval in ["-1", "0", "abc"] {
+        assert_usage_error(
+            &["--follow", "--interval", interval],
+            &[&format!("'{interval}'"), "--interval", "seconds"],
+        );
+    }
 }
 
 #[test]

@@ -825,6 +825,11 @@ impl LiveState {
             tasks: self.tasks.values().filter(|t| t.is_leader()).cloned().collect(),
             ..Found::default()
         };
+        let mnt_in_use: HashSet<u64> = self
+            .tasks
+            .values()
+            .map(|t| t.links.member[NsType::Mnt.index()])
+            .collect();
         discover::mounts::scan(&mut found);
         let mut now: HashMap<NsKey, Vec<Holder>> = HashMap::new();
         for (key, entry) in found.namespaces {
@@ -875,16 +880,21 @@ impl LiveState {
             ns.holders.retain(|h| !matches!(h, Holder::BindMount { .. }));
             ns.holders.extend(new_mounts);
             let ns_ref = NsRef { key, id: ns.id };
-            for (kind, holders) in [(EventKind::Named, added), (EventKind::Unnamed, removed)] {
+            // A bind mount in a mount namespace that no task is in any more
+            // ended with that namespace, not by a umount.
+            let (ended, unmounted): (Vec<Holder>, Vec<Holder>) = removed.into_iter().partition(
+                |h| matches!(h, Holder::BindMount { mnt_ns: Some(mnt), .. } if !mnt_in_use.contains(&mnt.inode)),
+            );
+            for (kind, holders, syscall) in [
+                (EventKind::Named, added, named_by),
+                (EventKind::Unnamed, unmounted, unnamed_by),
+                (EventKind::Unnamed, ended, None),
+            ] {
                 if holders.is_empty() {
                     continue;
                 }
                 let mut event = Event::new(kind, Origin::Kernel, Some(ns_ref));
-                event.syscall = if kind == EventKind::Unnamed {
-                    unnamed_by
-                } else {
-                    named_by
-                };
+                event.syscall = syscall;
                 event.holders = holders;
                 out.push(event);
             }
@@ -1673,5 +1683,55 @@ mod tests {
 
         assert!(events.is_empty(), "{events:?}");
         assert_eq!(state.namespace_count(), 1);
+    }
+
+    /// Adds a bind mount of `ns` at `path` inside mount namespace `mnt`.
+    fn add_bind_mount(state: &mut LiveState, ns: NsKey, path: &str, mnt: NsKey) -> Holder {
+        let holder = Holder::BindMount {
+            path: path.into(),
+            mnt_ns: Some(mnt),
+            usual: false,
+        };
+        let live = state.namespaces.get_mut(&ns).expect("the namespace is in the state");
+        live.holders.push(holder.clone());
+        holder
+    }
+
+    /// The mount refresh reads the real mount namespaces, which lack the
+    /// test's bind mounts, so it reports both gone. Only the one whose mount
+    /// namespace still has a task was unmounted. The other ended with its
+    /// mount namespace, even though a umount ran meanwhile.
+    #[test]
+    fn refresh_tells_unmounted_from_ended() {
+        let (kept_mnt, gone_mnt) = (
+            NsKey {
+                ty: NsType::Mnt,
+                inode: 4026532400,
+            },
+            NsKey {
+                ty: NsType::Mnt,
+                inode: 4026532401,
+            },
+        );
+        let (pinned, ended) = (uts(4026532402), uts(4026532403));
+        let mut state = state_with(&[pinned, ended]);
+        add_task(&mut state, links_of(&[kept_mnt]));
+        let unmounted = add_bind_mount(&mut state, pinned, "/nonexistent/listns-unit/unmounted", kept_mnt);
+        let lost_with_mnt = add_bind_mount(&mut state, ended, "/nonexistent/listns-unit/ended", gone_mnt);
+        state.mount_calls.push("umount");
+
+        let mut events = Vec::new();
+        state.refresh_mounts(&mut events);
+
+        let unnamed = |key: NsKey| {
+            events
+                .iter()
+                .find(|e| e.kind == EventKind::Unnamed && e.ns.map(|ns| ns.key) == Some(key))
+                .unwrap_or_else(|| panic!("no unnamed event for {key}: {events:?}"))
+        };
+        assert_eq!(unnamed(pinned).syscall, Some("umount"));
+        assert_eq!(unnamed(pinned).holders, [unmounted]);
+        assert_eq!(unnamed(ended).syscall, None);
+        assert_eq!(unnamed(ended).holders, [lost_with_mnt]);
     }
 }

@@ -196,6 +196,9 @@ pub fn find(name: &str) -> Option<&'static Column> {
 
 /// Parses one `-o` entry for clap, naming the valid columns on error.
 pub fn parse(name: &str) -> Result<&'static Column, String> {
+    if name.trim().is_empty() {
+        return Err("empty column name; separate the names with single commas, as in -o NS,TYPE".into());
+    }
     find(name.trim()).ok_or_else(|| {
         let names: Vec<&str> = COLUMNS.iter().map(|c| c.name).collect();
         format!("unknown column; valid columns are {}", names.join(", "))

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, Once, PoisonError};
 use std::time::{Duration, Instant};
 
 use listns::inventory::{Inventory, Namespace};
@@ -114,11 +114,52 @@ pub fn exec_enters_new_time_ns(test: &str) -> bool {
 }
 
 /// Returns a name unique to this test process and call, such as
-/// `listns-t4242-3-c1`, for netns names and temporary paths.
+/// `listns-t4242-3-c1`, for netns names and temporary paths. The first call
+/// removes what killed test processes left in /run/netns.
 pub fn unique_name(tag: &str) -> String {
+    static SWEEP: Once = Once::new();
+    SWEEP.call_once(remove_stale_netns_names);
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("listns-t{}-{n}-{tag}", std::process::id())
+}
+
+/// Unmounts and removes `/run/netns/listns-tPID-*` and
+/// `/run/netns/listns-trace-PID` when no process PID exists. A test binary
+/// that was killed (by a timeout, say) leaves its bind mounts there, and
+/// they would show up in every later listing.
+fn remove_stale_netns_names() {
+    let Ok(entries) = std::fs::read_dir("/run/netns") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|name| {
+            name.strip_prefix("listns-trace-")
+                .or_else(|| name.strip_prefix("listns-t"))
+        }) else {
+            continue;
+        };
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let Ok(pid) = digits.parse::<u32>() else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let path = entry.path();
+        let _ = Command::new("umount").arg(&path).stderr(Stdio::null()).status();
+        match std::fs::remove_file(&path) {
+            Ok(()) => eprintln!(
+                "removed {}, left by the test process {pid}, which has ended",
+                path.display()
+            ),
+            Err(err) => eprintln!(
+                "cannot remove {}, left by the ended test process {pid}: {err}",
+                path.display()
+            ),
+        }
+    }
 }
 
 /// Polls `done` every 10 ms until it returns true; panics after [`FIXTURE_TIMEOUT`].

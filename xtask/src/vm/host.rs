@@ -104,10 +104,10 @@ fn record_hooks(listns: &Path, logs: &Path) -> Result<Vec<String>> {
 }
 
 /// Returns the lines of a `listns --follow -v` log that report whether a hook
-/// attached, without the `[LEVEL TARGET] ` prefix of the log format.
+/// attached, without the `listns: ` prefix of the log format.
 fn hook_lines(log: &[String]) -> Vec<String> {
     log.iter()
-        .filter_map(|line| line.split_once("] ").map(|(_, message)| message))
+        .filter_map(|line| line.strip_prefix("listns: "))
         .filter(|message| {
             message.strip_prefix("hook ").is_some_and(|rest| {
                 let name_end = rest.find(' ').unwrap_or(rest.len());
@@ -194,10 +194,10 @@ mod tests {
     #[test]
     fn hook_lines_of_follow_log() {
         let log: Vec<String> = [
-            "[INFO  listns::trace::load] hook fork: attached tp_btf/sched_process_fork",
-            "[INFO  listns::follow] hook fork attached: tp_btf/sched_process_fork",
-            "[INFO  listns::follow] hook fork: a better attachment failed: x",
-            "[INFO  listns::follow] hook ns_free not attached, so frees go unseen: fentry (needs Linux 5.5+): EPERM",
+            "listns: debug: [listns::trace::load] hook fork: attached tp_btf/sched_process_fork",
+            "listns: hook fork attached: tp_btf/sched_process_fork",
+            "listns: hook fork: a better attachment failed: x",
+            "listns: hook ns_free not attached, so frees go unseen: fentry (needs Linux 5.5+): EPERM",
             "listns: following namespace changes through eBPF (Ctrl-C to stop)",
         ]
         .map(str::to_owned)

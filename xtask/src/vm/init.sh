@@ -79,7 +79,7 @@ done
 kill -INT "$follower" 2>/dev/null
 wait "$follower"
 # sed replaces the `[LEVEL TARGET] ` prefix of each log line with the marker.
-grep -E '\] hook [a-z_]+ (attached|not attached)' /tmp/listns-hooks.log | sed 's/^[^]]*\] /LISTNS-VM-HOOK /'
+grep -E '^listns: hook [a-z_]+ (attached|not attached)' /tmp/listns-hooks.log | sed 's/^listns: /LISTNS-VM-HOOK /'
 
 cd "$WORKDIR" || echo "cannot enter $WORKDIR, running the tests in $(pwd)"
 while read -r name path; do
