@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use aya::maps::{PerCpuArray, RingBuf};
-use aya::programs::{BtfTracePoint, FEntry, KProbe, RawTracePoint, TracePoint};
+use aya::programs::{BtfTracePoint, FEntry, KProbe, ProgramError, RawTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use listns_common::trace::KernelOffsets;
 
@@ -282,7 +282,9 @@ fn attach_program(ebpf: &mut Ebpf, program: &Program, btf: Option<&Btf>) -> Resu
             let tp: &mut TracePoint = loaded
                 .try_into()
                 .with_context(|| format!("{name} is not a tracepoint program"))?;
-            tp.load().with_context(|| format!("cannot load {name}"))?;
+            tp.load()
+                .map_err(load_error)
+                .with_context(|| format!("cannot load {name}"))?;
             tp.attach(category, tracepoint)
                 .with_context(|| format!("cannot attach {name} to tracepoint {category}/{tracepoint}"))?;
         }
@@ -292,6 +294,7 @@ fn attach_program(ebpf: &mut Ebpf, program: &Program, btf: Option<&Btf>) -> Resu
                 .try_into()
                 .with_context(|| format!("{name} is not a tp_btf program"))?;
             tp.load(tracepoint, kernel_btf)
+                .map_err(load_error)
                 .with_context(|| format!("cannot load {name}"))?;
             tp.attach()
                 .with_context(|| format!("cannot attach {name} to tp_btf/{tracepoint}"))?;
@@ -300,7 +303,9 @@ fn attach_program(ebpf: &mut Ebpf, program: &Program, btf: Option<&Btf>) -> Resu
             let tp: &mut RawTracePoint = loaded
                 .try_into()
                 .with_context(|| format!("{name} is not a raw tracepoint program"))?;
-            tp.load().with_context(|| format!("cannot load {name}"))?;
+            tp.load()
+                .map_err(load_error)
+                .with_context(|| format!("cannot load {name}"))?;
             tp.attach(tracepoint)
                 .with_context(|| format!("cannot attach {name} to raw_tp/{tracepoint}"))?;
         }
@@ -311,6 +316,7 @@ fn attach_program(ebpf: &mut Ebpf, program: &Program, btf: Option<&Btf>) -> Resu
                 .with_context(|| format!("{name} is not an fentry program"))?;
             fentry
                 .load(function, kernel_btf)
+                .map_err(load_error)
                 .with_context(|| format!("cannot load {name} for fentry/{function}"))?;
             fentry
                 .attach()
@@ -320,7 +326,10 @@ fn attach_program(ebpf: &mut Ebpf, program: &Program, btf: Option<&Btf>) -> Resu
             let kprobe: &mut KProbe = loaded
                 .try_into()
                 .with_context(|| format!("{name} is not a kprobe program"))?;
-            kprobe.load().with_context(|| format!("cannot load {name}"))?;
+            kprobe
+                .load()
+                .map_err(load_error)
+                .with_context(|| format!("cannot load {name}"))?;
             kprobe
                 .attach(function, 0)
                 .with_context(|| format!("cannot attach {name} to kprobe/{function}"))?;
@@ -393,4 +402,16 @@ pub fn ensure_tracefs() -> Result<()> {
         format!("cannot mount tracefs on {TRACEFS}; mount it by hand: mount -t tracefs nodev {TRACEFS}")
     })?;
     Ok(())
+}
+
+/// Converts a failed program load into an error that shows the verifier's
+/// log only when the kernel wrote one. aya's message prints the log even
+/// when it is empty, as after EPERM.
+fn load_error(err: ProgramError) -> anyhow::Error {
+    match err {
+        ProgramError::LoadError { io_error, verifier_log } if verifier_log.to_string().trim().is_empty() => {
+            anyhow::Error::new(io_error).context("BPF_PROG_LOAD failed")
+        }
+        other => other.into(),
+    }
 }
