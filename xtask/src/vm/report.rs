@@ -49,6 +49,11 @@ pub struct Counts {
 }
 
 impl BinaryRun {
+    /// Returns what the failed test `name` printed, or "" if libtest printed nothing for it.
+    fn captured(&self, name: &str) -> &str {
+        self.outcome.failure_output.get(name).map(String::as_str).unwrap_or("")
+    }
+
     pub fn counts(&self) -> Counts {
         let seen: BTreeSet<&str> = self.outcome.results.iter().map(|(name, _)| name.as_str()).collect();
         let not_run = self.listed.iter().filter(|name| !seen.contains(name.as_str())).count();
@@ -188,13 +193,7 @@ pub fn render(run: &KernelRun) -> String {
     for binary in &run.binaries {
         for name in binary.outcome.failed() {
             let _ = writeln!(text, "FAILED {} {name}", binary.name);
-            let captured = binary
-                .outcome
-                .failure_output
-                .get(name)
-                .map(String::as_str)
-                .unwrap_or("");
-            for line in libtest::key_lines(captured, KEY_LINES) {
+            for line in libtest::key_lines(binary.captured(name), KEY_LINES) {
                 let _ = writeln!(text, "    {line}");
             }
         }
@@ -210,12 +209,7 @@ pub fn failure_details(runs: &[KernelRun]) -> String {
     for run in runs {
         for binary in &run.binaries {
             for name in binary.outcome.failed() {
-                let captured = binary
-                    .outcome
-                    .failure_output
-                    .get(name)
-                    .map(String::as_str)
-                    .unwrap_or("");
+                let captured = binary.captured(name);
                 let _ = writeln!(text, "== {}: {} {name} failed:", run.kernel, binary.name);
                 let head = libtest::key_lines(captured, DETAIL_HEAD);
                 for line in &head {
