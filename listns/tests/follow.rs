@@ -1704,11 +1704,12 @@ fn storm(follower: &mut Follower, pause: bool, unshares: usize) -> StormResult {
         );
         assert!(event["ns"].is_null(), "a lost event names a namespace: {event}");
     }
+    // The follower logs a loss before it writes the lost event, so a later
+    // loss may be logged already but not yet received.
     let rescans = follower.stderr().matches("; rescanning").count();
-    assert_eq!(
-        rescans,
-        lost.len(),
-        "{} lost events, but the follower logged {rescans} rescans\n{}",
+    assert!(
+        rescans >= lost.len(),
+        "{} lost events, but the follower logged only {rescans} rescans\n{}",
         lost.len(),
         follower.report()
     );
