@@ -77,8 +77,24 @@ while kill -0 "$follower" 2>/dev/null && [ "$waited" -lt 300 ] &&
 	waited=$((waited + 1))
 done
 kill -INT "$follower" 2>/dev/null
+# A follower that does not stop would hold up every test, so it gets 30 s.
+# Its threads' states and kernel stacks then go to the log.
+stopping=0
+while kill -0 "$follower" 2>/dev/null && [ "$stopping" -lt 30 ]; do
+	sleep 1
+	stopping=$((stopping + 1))
+done
+if kill -0 "$follower" 2>/dev/null; then
+	echo "LISTNS-VM-HOOK hook recording failed: listns --follow -v did not stop within 30 s of SIGINT, killed (see console.log)"
+	for task in /proc/"$follower"/task/*; do
+		echo "listns thread ${task##*/}: $(cut -d' ' -f3 "$task/stat") wchan $(cat "$task/wchan")"
+		cat "$task/stack" 2>/dev/null
+	done
+	tail -n 20 /tmp/listns-hooks.log
+	kill -KILL "$follower"
+fi
 wait "$follower"
-# sed replaces the `[LEVEL TARGET] ` prefix of each log line with the marker.
+# sed replaces the `listns: ` prefix of each log line with the marker.
 grep -E '^listns: hook [a-z_]+ (attached|not attached)' /tmp/listns-hooks.log | sed 's/^listns: /LISTNS-VM-HOOK /'
 
 cd "$WORKDIR" || echo "cannot enter $WORKDIR, running the tests in $(pwd)"
