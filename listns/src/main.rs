@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         && let Err((code, message)) = check_pid(&inventory, pid)
     {
         // A wrong PID is the whole error. For unreadable namespaces, the
-        // report says why.
+        // report explains the cause.
         if code != EXIT_USAGE {
             render::report_problems(&inventory);
         }

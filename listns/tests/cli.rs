@@ -53,7 +53,7 @@ fn non_numeric_pid_is_rejected() {
 }
 
 #[test]
-fn pid_zero_or_negative_is_rejected() {
+fn out_of_range_pid_is_rejected() {
     for pid in ["0", "-5"] {
         assert_usage_error(
             &["-p", pid],

@@ -243,7 +243,7 @@ async fn check_lost(
     };
     let unread = counters.read_failed.saturating_sub(seen.read_failed);
     if unread > 0 {
-        log::warn!("{unread} kernel events had fields that the eBPF programs failed to read, and report zeros there");
+        log::warn!("{unread} kernel events have zeros in fields that the eBPF programs failed to read");
     }
     // A system call whose arguments found no room in the pending map is
     // lost as surely as a dropped record.
